@@ -1,0 +1,46 @@
+# Every target bootstraps what it needs: .venv (pinned Python deps), OS packages, the Kubernetes build.
+SHELL := /bin/bash
+VENV := .venv
+STAMP := $(VENV)/.stamp
+ANSIBLE_PLAYBOOK := $(VENV)/bin/ansible-playbook
+PYTEST := $(VENV)/bin/pytest
+INVENTORY ?= inventories/local
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: venv cluster-up cluster-down cluster-sync binaries test test-unit test-integration test-e2e bench lint
+
+venv: $(STAMP)
+$(STAMP): requirements.txt pyproject.toml hack/bootstrap.sh
+	hack/bootstrap.sh
+
+cluster-up: $(STAMP)
+	$(ANSIBLE_PLAYBOOK) -i $(INVENTORY) playbooks/cluster-up.yml
+
+cluster-down: $(STAMP)
+	$(ANSIBLE_PLAYBOOK) -i $(INVENTORY) playbooks/cluster-down.yml
+
+cluster-sync: $(STAMP)
+	$(ANSIBLE_PLAYBOOK) -i $(INVENTORY) playbooks/cluster-sync.yml
+
+# The upstream binaries (build or download), cached outside the clone; the integration tests need them.
+binaries: $(STAMP)
+	$(ANSIBLE_PLAYBOOK) -i $(INVENTORY) playbooks/binaries.yml
+
+test: test-unit binaries test-integration test-e2e
+
+test-unit: $(STAMP)
+	$(PYTEST) -q tests/unit
+
+test-integration: $(STAMP)
+	$(PYTEST) -q tests/integration
+
+test-e2e: $(STAMP)
+	$(PYTEST) -q tests/e2e
+
+bench: $(STAMP) binaries
+	$(VENV)/bin/python -m bench
+
+lint: $(STAMP)
+	$(VENV)/bin/python -m compileall -q src plugins
+	$(VENV)/bin/ansible-playbook --syntax-check -i $(INVENTORY) playbooks/*.yml
