@@ -1,0 +1,34 @@
+"""kubevirt.io/v1: VirtualMachine and VirtualMachineInstance, as plain dicts (the API server's JSON).
+
+Public contract (other components import these names from `kubevirt_runtime.api`):
+
+- ``default_vmi(vmi) -> dict`` / ``default_vm(vm) -> dict``: defaulted deep copies (pure; what the
+  mutating webhook applies). ``default_vmi_spec(spec)`` defaults a spec in place.
+- ``validate_vmi(vmi) -> list[FieldError]`` / ``validate_vm(vm) -> list[FieldError]``: empty when valid.
+  ``FieldError`` has ``field`` (path such as ``spec.domain.devices.disks[0].bus``), ``message``,
+  ``reason`` (a metav1.CauseType) and ``as_cause()``; ``str(err)`` is ``"<field>: <message>"``.
+  Any field we do not implement is reported (reason FieldValueNotSupported), never dropped.
+- ``effective_run_strategy(vm)``: runStrategy, or the deprecated ``running`` mapped to Always/Halted.
+- Constants: ``GROUP``, ``VERSION``, ``API_VERSION``, kinds/plurals, ``VMIPhase``, ``RunStrategy``,
+  ``PrintableStatus``, ``ConditionType``, ``StateChangeAction``, label/annotation/finalizer names
+  (see constants.py).
+- CRDs: ``python -m kubevirt_runtime.api.crdgen`` writes ``kubevirt_runtime/api/crds/*.yaml``;
+  ``crdgen.load_crds()`` returns them as dicts for installers.
+
+Status subresource: both VMs and VMIs have one, so status is written with the ``/status`` endpoint
+(``patch_namespaced_custom_object_status``) and spec/metadata with the main one. (Upstream's VMI has no
+status subresource; ours does so that a user's `kubectl apply` cannot clobber what virt-controller and
+virt-handler observed, and so status writes never race with spec edits.) Status schemas preserve unknown
+fields so a component may add upstream status fields that are not listed yet.
+"""
+from .constants import (API_VERSION, GROUP, VERSION, VM_KIND, VM_PLURAL, VMI_KIND, VMI_PLURAL, ConditionType,
+                        PrintableStatus, RunStrategy, StateChangeAction, VMIPhase, vmi_is_final)
+from .defaults import default_vm, default_vmi, default_vmi_spec, effective_run_strategy
+from .validation import FieldError, validate_vm, validate_vmi, validate_vmi_spec
+
+__all__ = [
+    "API_VERSION", "GROUP", "VERSION", "VM_KIND", "VM_PLURAL", "VMI_KIND", "VMI_PLURAL", "ConditionType",
+    "PrintableStatus", "RunStrategy", "StateChangeAction", "VMIPhase", "vmi_is_final",
+    "default_vm", "default_vmi", "default_vmi_spec", "effective_run_strategy",
+    "FieldError", "validate_vm", "validate_vmi", "validate_vmi_spec",
+]
