@@ -1,0 +1,384 @@
+"""VirtualMachineInstance (a defaulted dict) -> libvirt domain XML.
+
+A pure function: everything that depends on the node or the pod (where disks were prepared, which
+accelerator works, where the console socket goes) comes in through a `ConverterContext`, so the
+same VMI and context always give the same XML. The launcher prepares the files the context names
+(overlays, ISOs, empty disks) before it calls `convert`.
+
+Choices, in upstream KubeVirt's spirit:
+- domain name `<namespace>_<name>`, the VMI uid in <metadata>, user aliases `ua-<name>` on devices;
+- machine q35 unless the VMI says otherwise; BIOS unless firmware.bootloader.efi; kernelBoot puts
+  <kernel>/<initrd>/<cmdline> into <os>;
+- pod network + masquerade: QEMU's user-mode network stack (slirp) with the guest at 10.0.2.2 behind
+  10.0.2.1 (upstream's masquerade addresses), and the declared ports forwarded from the pod;
+  it needs no privileges and no iptables in the pod;
+- TCG gets a bounded translation-block cache (tb-cache), since QEMU's default (1 GiB with
+  overcommit) dominates the launcher's memory.
+"""
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import uuid as uuidlib
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+
+from kubevirt_runtime.api.quantity import memory_bytes
+
+KUBEVIRT_NS = "http://kubevirt.io"
+QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
+
+DEFAULT_MACHINE = "q35"
+DEFAULT_EMULATOR = "/usr/bin/qemu-system-x86_64"
+MASQUERADE_CIDR = "10.0.2.0/24"  # upstream's default vmNetworkCIDR
+SERIAL_ALIAS = "serial0"
+
+_BUS_PREFIX = {"virtio": "vd", "sata": "sd", "scsi": "sd", "usb": "sd"}
+_NIC_MODELS = {
+    "virtio": "virtio-net-pci",
+    "e1000": "e1000",
+    "e1000e": "e1000e",
+    "igb": "igb",
+    "ne2k_pci": "ne2k_pci",
+    "pcnet": "pcnet",
+    "rtl8139": "rtl8139",
+}
+
+
+class ConversionError(ValueError):
+    """The VMI asks for something the converter cannot express; the message names the field."""
+
+
+@dataclass(frozen=True)
+class DiskSource:
+    """Where the launcher put a volume's data: a file (or block device) and its format."""
+
+    path: str
+    format: str = "raw"  # raw | qcow2
+    block: bool = False
+    readonly: bool = False
+
+
+@dataclass(frozen=True)
+class ConverterContext:
+    """Everything node- or pod-specific the XML depends on."""
+
+    accel: str = "tcg"  # "kvm" | "tcg"
+    emulator: str = DEFAULT_EMULATOR
+    disks: dict = field(default_factory=dict)  # volume name -> DiskSource
+    serial_socket: str = "/var/run/kubevirt-private/virt-serial0"
+    serial_log: str | None = None
+    tb_cache_mib: int | None = 64  # TCG translation cache; None = QEMU's default
+    ovmf_code: str = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+    ovmf_code_secure: str = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"
+    ovmf_vars: str = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+    ovmf_vars_secure: str = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd"
+    nvram_path: str | None = None
+    kernel_path: str | None = None  # kernelBoot: where the launcher finds the kernel / initrd
+    initrd_path: str | None = None
+    guest_agent: bool = True
+    memballoon: bool = True
+
+
+def domain_name(namespace: str, name: str) -> str:
+    return f"{namespace}_{name}"
+
+
+def guest_memory_bytes(vmi: dict) -> int:
+    domain = vmi.get("spec", {}).get("domain", {})
+    guest = (domain.get("memory") or {}).get("guest")
+    if guest is None:
+        resources = domain.get("resources") or {}
+        guest = (resources.get("requests") or {}).get("memory") or (resources.get("limits") or {}).get("memory")
+    if guest is None:
+        raise ConversionError("spec.domain.memory.guest: required (or spec.domain.resources.requests.memory)")
+    try:
+        value = memory_bytes(guest)
+    except ValueError as exc:
+        raise ConversionError(f"spec.domain.memory.guest: {exc}") from None
+    if value < 1 << 20:
+        raise ConversionError(f"spec.domain.memory.guest: {guest!r} is less than 1Mi")
+    return value
+
+
+def domain_uuid(vmi: dict) -> str:
+    firmware = vmi.get("spec", {}).get("domain", {}).get("firmware") or {}
+    if firmware.get("uuid"):
+        return str(uuidlib.UUID(firmware["uuid"]))
+    meta = vmi.get("metadata", {})
+    return str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"kubevirt.io/{meta.get('namespace')}/{meta.get('name')}"))
+
+
+def interface_mac(vmi: dict, iface: dict) -> str:
+    """The interface's macAddress, else a stable locally administered one derived from the VMI uid."""
+    if iface.get("macAddress"):
+        return iface["macAddress"].replace("-", ":").lower()
+    seed = f"{vmi.get('metadata', {}).get('uid', '')}/{iface.get('name')}".encode()
+    digest = hashlib.sha256(seed).digest()
+    return "02:" + ":".join(f"{b:02x}" for b in digest[:5])
+
+
+def masquerade_addresses(network: dict | None) -> tuple[str, str, str]:
+    """(network CIDR, gateway, guest address) of a pod network with masquerade."""
+    cidr = ((network or {}).get("pod") or {}).get("vmNetworkCIDR") or MASQUERADE_CIDR
+    try:
+        net = ipaddress.IPv4Network(cidr, strict=True)
+    except ValueError as exc:
+        raise ConversionError(f"spec.networks.pod.vmNetworkCIDR: {exc}") from None
+    if net.num_addresses < 4:
+        raise ConversionError(f"spec.networks.pod.vmNetworkCIDR: {cidr} is too small")
+    return str(net), str(net.network_address + 1), str(net.network_address + 2)
+
+
+def _sub(parent, tag, text=None, **attrs):
+    el = ET.SubElement(parent, tag, {k.rstrip("_").replace("__", "-"): str(v) for k, v in attrs.items()
+                                     if v is not None})
+    if text is not None:
+        el.text = str(text)
+    return el
+
+
+def _cpu(domain_el, spec, ctx):
+    cpu = spec["domain"].get("cpu") or {}
+    sockets, cores, threads = (int(cpu.get(k) or 1) for k in ("sockets", "cores", "threads"))
+    _sub(domain_el, "vcpu", sockets * cores * threads, placement="static")
+    model = cpu.get("model") or ("host-model" if ctx.accel == "kvm" else "")
+    if ctx.accel != "kvm" and model in ("host-model", "host-passthrough"):
+        model = ""  # not available under TCG: QEMU's default model
+    if model in ("host-model", "host-passthrough"):
+        cpu_el = _sub(domain_el, "cpu", mode=model, check="none")
+        if model == "host-passthrough":
+            cpu_el.set("migratable", "on")
+    elif model:
+        cpu_el = _sub(domain_el, "cpu", mode="custom", match="exact", check="none")
+        _sub(cpu_el, "model", model, fallback="allow")
+    else:
+        cpu_el = _sub(domain_el, "cpu")
+    _sub(cpu_el, "topology", sockets=sockets, dies=1, cores=cores, threads=threads)
+
+
+def _os(domain_el, vmi, ctx, boot_ordered):
+    domain = vmi["spec"]["domain"]
+    machine = (domain.get("machine") or {}).get("type") or DEFAULT_MACHINE
+    firmware = domain.get("firmware") or {}
+    bootloader = firmware.get("bootloader") or {}
+    if bootloader.get("bios") is not None and bootloader.get("efi") is not None:
+        raise ConversionError("spec.domain.firmware.bootloader: bios and efi are mutually exclusive")
+    os_el = _sub(domain_el, "os")
+    _sub(os_el, "type", "hvm", arch="x86_64", machine=machine)
+    efi = bootloader.get("efi")
+    secure = False
+    if efi is not None:
+        secure = efi.get("secureBoot", True) is not False
+        _sub(os_el, "loader", ctx.ovmf_code_secure if secure else ctx.ovmf_code,
+             readonly="yes", secure="yes" if secure else "no", type="pflash")
+        nvram = ctx.nvram_path or "/var/run/kubevirt-private/nvram/VARS.fd"
+        _sub(os_el, "nvram", nvram, template=ctx.ovmf_vars_secure if secure else ctx.ovmf_vars)
+    elif (bootloader.get("bios") or {}).get("useSerial"):
+        _sub(os_el, "bios", useserial="yes")
+    kernel_boot = firmware.get("kernelBoot")
+    if kernel_boot:
+        container = kernel_boot.get("container") or {}
+        if not container.get("kernelPath") and not container.get("initrdPath"):
+            raise ConversionError("spec.domain.firmware.kernelBoot.container: kernelPath or initrdPath is required")
+        if container.get("kernelPath"):
+            if not ctx.kernel_path:
+                raise ConversionError("spec.domain.firmware.kernelBoot.container.kernelPath: kernel not prepared")
+            _sub(os_el, "kernel", ctx.kernel_path)
+        if container.get("initrdPath"):
+            if not ctx.initrd_path:
+                raise ConversionError("spec.domain.firmware.kernelBoot.container.initrdPath: initrd not prepared")
+            _sub(os_el, "initrd", ctx.initrd_path)
+        if kernel_boot.get("kernelArgs"):
+            if not container.get("kernelPath"):
+                raise ConversionError("spec.domain.firmware.kernelBoot.kernelArgs: needs kernelPath")
+            _sub(os_el, "cmdline", kernel_boot["kernelArgs"])
+    if firmware.get("serial") or firmware.get("uuid"):
+        _sub(os_el, "smbios", mode="sysinfo")
+    if not boot_ordered and not kernel_boot:
+        _sub(os_el, "boot", dev="hd")
+    return secure
+
+
+def _features(domain_el, ctx, secure):
+    features = _sub(domain_el, "features")
+    _sub(features, "acpi")
+    _sub(features, "apic")
+    if secure:
+        _sub(features, "smm", state="on")
+    if ctx.accel != "kvm" and ctx.tb_cache_mib:
+        tcg = _sub(features, "tcg")
+        _sub(tcg, "tb-cache", ctx.tb_cache_mib, unit="MiB")
+
+
+def _sysinfo(domain_el, vmi, uuid):
+    firmware = vmi["spec"]["domain"].get("firmware") or {}
+    if not (firmware.get("serial") or firmware.get("uuid")):
+        return
+    sysinfo = _sub(domain_el, "sysinfo", type="smbios")
+    system = _sub(sysinfo, "system")
+    _sub(system, "entry", "KubeVirt", name="manufacturer")
+    _sub(system, "entry", "None", name="product")
+    _sub(system, "entry", uuid, name="uuid")
+    if firmware.get("serial"):
+        _sub(system, "entry", firmware["serial"], name="serial")
+
+
+def _disks(devices_el, vmi, ctx):
+    spec = vmi["spec"]
+    volumes = {v.get("name"): v for v in spec.get("volumes") or []}
+    counters: dict[str, int] = {}
+    scsi = False
+    for i, disk in enumerate(spec["domain"].get("devices", {}).get("disks") or []):
+        path = f"spec.domain.devices.disks[{i}]"
+        name = disk.get("name")
+        volume = volumes.get(name)
+        if volume is None:
+            raise ConversionError(f"{path}.name: no volume named {name!r}")
+        source = ctx.disks.get(name)
+        if source is None:
+            raise ConversionError(f"spec.volumes: volume {name!r} was not prepared by the launcher")
+        if disk.get("cdrom") is not None:
+            kind, target = "cdrom", disk["cdrom"]
+            bus = target.get("bus") or "sata"
+            readonly = target.get("readonly", True) is not False
+        elif disk.get("lun") is not None:
+            raise ConversionError(f"{path}.lun: not supported")
+        else:
+            kind, target = "disk", disk.get("disk") or {}
+            bus = target.get("bus") or "virtio"
+            readonly = bool(target.get("readonly"))
+        if bus not in _BUS_PREFIX:
+            raise ConversionError(f"{path}.{kind}.bus: unsupported bus {bus!r}")
+        if kind == "cdrom" and bus == "virtio":
+            raise ConversionError(f"{path}.cdrom.bus: a cdrom cannot use the virtio bus")
+        readonly = readonly or source.readonly or "cloudInitNoCloud" in volume
+        scsi = scsi or bus == "scsi"
+        prefix = _BUS_PREFIX[bus]
+        index = counters.get(prefix, 0)
+        counters[prefix] = index + 1
+        disk_el = _sub(devices_el, "disk", type="block" if source.block else "file", device=kind)
+        driver = _sub(disk_el, "driver", name="qemu", type=source.format, error_policy="stop")
+        if disk.get("cache"):
+            driver.set("cache", disk["cache"])
+        if kind == "disk" and not readonly:
+            driver.set("discard", "unmap")
+        _sub(disk_el, "source", **{"dev" if source.block else "file": source.path})
+        _sub(disk_el, "target", dev=prefix + _drive_letters(index), bus=bus)
+        if readonly:
+            _sub(disk_el, "readonly")
+        if disk.get("serial"):
+            _sub(disk_el, "serial", disk["serial"])
+        if disk.get("bootOrder") is not None:
+            _sub(disk_el, "boot", order=int(disk["bootOrder"]))
+        _sub(disk_el, "alias", name=f"ua-{name}")
+    if scsi:
+        _sub(devices_el, "controller", type="scsi", index=0, model="virtio-scsi")
+
+
+def _drive_letters(index: int) -> str:
+    """0 -> a, 25 -> z, 26 -> aa (as Linux names disks)."""
+    letters = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        letters = chr(ord("a") + rem) + letters
+    return letters
+
+
+def _interfaces(devices_el, qemu_args, vmi):
+    spec = vmi["spec"]
+    networks = {n.get("name"): n for n in spec.get("networks") or []}
+    for i, iface in enumerate(spec["domain"].get("devices", {}).get("interfaces") or []):
+        path = f"spec.domain.devices.interfaces[{i}]"
+        name = iface.get("name")
+        network = networks.get(name)
+        if network is None:
+            raise ConversionError(f"{path}.name: no network named {name!r}")
+        if network.get("pod") is None:
+            raise ConversionError(f"spec.networks[{name}]: only the pod network is supported")
+        bindings = [b for b in ("masquerade", "bridge", "sriov", "slirp", "passt", "binding") if iface.get(b) is not None]
+        if bindings != ["masquerade"]:
+            raise ConversionError(f"{path}: only the masquerade binding is supported (got {bindings or 'none'})")
+        model = iface.get("model") or "virtio"
+        if model not in _NIC_MODELS:
+            raise ConversionError(f"{path}.model: unsupported model {model!r}")
+        cidr, gateway, guest = masquerade_addresses(network)
+        netdev = f"ua-{name}"
+        opts = [f"user,id={netdev}", f"net={cidr}", f"host={gateway}", f"dhcpstart={guest}",
+                f"hostname={vmi.get('metadata', {}).get('name', 'vmi')}"]
+        for j, port in enumerate(iface.get("ports") or []):
+            proto = (port.get("protocol") or "TCP").lower()
+            if proto not in ("tcp", "udp"):
+                raise ConversionError(f"{path}.ports[{j}].protocol: unsupported {port.get('protocol')!r}")
+            number = int(port["port"])
+            opts.append(f"hostfwd={proto}::{number}-{guest}:{number}")
+        device = [_NIC_MODELS[model], f"netdev={netdev}", f"mac={interface_mac(vmi, iface)}", f"id={netdev}-nic"]
+        if iface.get("bootOrder") is not None:
+            device.append(f"bootindex={int(iface['bootOrder'])}")
+        else:
+            device.append("romfile=")  # no iPXE ROM: nothing boots from it, and it saves memory
+        device.append(f"addr={0x10 + i:#x}")  # a fixed slot on the root bus, clear of libvirt's
+        qemu_args += ["-netdev", ",".join(opts), "-device", ",".join(device)]
+
+
+def convert(vmi: dict, ctx: ConverterContext) -> str:
+    """The libvirt domain XML for `vmi` (defaulted VMI dict) in `ctx`."""
+    if ctx.accel not in ("kvm", "tcg"):
+        raise ConversionError(f"accelerator must be kvm or tcg, not {ctx.accel!r}")
+    meta = vmi.get("metadata") or {}
+    spec = vmi.get("spec") or {}
+    if not meta.get("name") or not meta.get("namespace"):
+        raise ConversionError("metadata: name and namespace are required")
+    if not isinstance(spec.get("domain"), dict):
+        raise ConversionError("spec.domain: required")
+    devices = spec["domain"].get("devices") or {}
+    boot_ordered = any(d.get("bootOrder") is not None for d in devices.get("disks") or []) or \
+        any(i.get("bootOrder") is not None for i in devices.get("interfaces") or [])
+
+    ET.register_namespace("qemu", QEMU_NS)
+    dom = ET.Element("domain", type="kvm" if ctx.accel == "kvm" else "qemu")
+    _sub(dom, "name", domain_name(meta["namespace"], meta["name"]))
+    uuid = domain_uuid(vmi)
+    _sub(dom, "uuid", uuid)
+    metadata = _sub(dom, "metadata")
+    kv = ET.SubElement(metadata, f"{{{KUBEVIRT_NS}}}kubevirt")
+    ET.SubElement(kv, f"{{{KUBEVIRT_NS}}}uid").text = str(meta.get("uid", ""))
+    ET.SubElement(kv, f"{{{KUBEVIRT_NS}}}graceperiod").text = str(int(spec.get("terminationGracePeriodSeconds", 30)))
+    mem = guest_memory_bytes(vmi)
+    _sub(dom, "memory", mem // 1024, unit="KiB")
+    _sub(dom, "currentMemory", mem // 1024, unit="KiB")
+    _cpu(dom, spec, ctx)
+    _sysinfo(dom, vmi, uuid)
+    secure = _os(dom, vmi, ctx, boot_ordered)
+    _features(dom, ctx, secure)
+    _sub(dom, "clock", offset="utc")
+    _sub(dom, "on_poweroff", "destroy")
+    _sub(dom, "on_reboot", "restart")
+    _sub(dom, "on_crash", "destroy")
+
+    devices_el = _sub(dom, "devices")
+    _sub(devices_el, "emulator", ctx.emulator)
+    _disks(devices_el, vmi, ctx)
+    if devices.get("autoattachSerialConsole", True) is not False:
+        serial = _sub(devices_el, "serial", type="unix")
+        _sub(serial, "source", mode="bind", path=ctx.serial_socket)
+        if ctx.serial_log:
+            _sub(serial, "log", file=ctx.serial_log, append="on")
+        _sub(serial, "target", type="isa-serial", port=0)
+        _sub(serial, "alias", name=SERIAL_ALIAS)
+        console = _sub(devices_el, "console", type="unix")
+        _sub(console, "source", mode="bind", path=ctx.serial_socket)
+        _sub(console, "target", type="serial", port=0)
+    if ctx.guest_agent:
+        channel = _sub(devices_el, "channel", type="unix")
+        _sub(channel, "target", type="virtio", name="org.qemu.guest_agent.0")
+    _sub(devices_el, "memballoon", model="virtio" if ctx.memballoon else "none")
+    qemu_args: list[str] = []
+    _interfaces(devices_el, qemu_args, vmi)
+    if qemu_args:
+        cmdline = ET.SubElement(dom, f"{{{QEMU_NS}}}commandline")
+        for arg in qemu_args:
+            ET.SubElement(cmdline, f"{{{QEMU_NS}}}arg", value=arg)
+    ET.indent(dom)
+    return ET.tostring(dom, encoding="unicode")

@@ -1,0 +1,345 @@
+"""VMI -> domain XML: table-driven checks of each part of the conversion."""
+import copy
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from kubevirt_runtime.api.defaults import default_vmi
+from kubevirt_runtime.launcher.converter import (KUBEVIRT_NS, QEMU_NS, ConversionError, ConverterContext,
+                                                  DiskSource, convert, interface_mac)
+
+
+def vmi(**spec_overrides):
+    base = {
+        "apiVersion": "kubevirt.io/v1",
+        "kind": "VirtualMachineInstance",
+        "metadata": {"name": "testvmi", "namespace": "default", "uid": "1234-5678"},
+        "spec": {
+            "domain": {"resources": {"requests": {"memory": "128Mi"}}, "devices": {}},
+            "terminationGracePeriodSeconds": 17,
+        },
+    }
+    base["spec"].update(spec_overrides)
+    return default_vmi(base)
+
+
+def with_domain(obj, **domain):
+    obj = copy.deepcopy(obj)
+    for key, value in domain.items():
+        obj["spec"]["domain"][key] = value
+    return obj
+
+
+CTX = ConverterContext()
+
+
+def xml(obj, ctx=CTX):
+    return ET.fromstring(convert(obj, ctx))
+
+
+def qemu_args(root):
+    return [a.get("value") for a in root.findall(f"{{{QEMU_NS}}}commandline/{{{QEMU_NS}}}arg")]
+
+
+# ------------------------------------------------------------------ identity, memory, cpu
+
+def test_identity_and_metadata():
+    root = xml(vmi())
+    assert root.get("type") == "qemu"
+    assert root.findtext("name") == "default_testvmi"
+    assert root.find(f"metadata/{{{KUBEVIRT_NS}}}kubevirt/{{{KUBEVIRT_NS}}}uid").text == "1234-5678"
+    assert root.find(f"metadata/{{{KUBEVIRT_NS}}}kubevirt/{{{KUBEVIRT_NS}}}graceperiod").text == "17"
+    assert root.findtext("on_poweroff") == "destroy"
+
+
+def test_uuid_from_firmware_or_stable():
+    fixed = with_domain(vmi(), firmware={"uuid": "5d307ca9-b3ef-428c-8861-06e72d69f223"})
+    assert xml(fixed).findtext("uuid") == "5d307ca9-b3ef-428c-8861-06e72d69f223"
+    assert xml(vmi()).findtext("uuid") == xml(vmi()).findtext("uuid")
+
+
+@pytest.mark.parametrize("memory_spec,kib", [
+    ({"resources": {"requests": {"memory": "64Mi"}}}, 65536),
+    ({"memory": {"guest": "1Gi"}, "resources": {"requests": {"memory": "1100Mi"}}}, 1048576),
+    ({"resources": {"requests": {"memory": "256M"}}}, 250000),
+])
+def test_memory(memory_spec, kib):
+    obj = vmi()
+    obj["spec"]["domain"].pop("memory", None)
+    obj["spec"]["domain"].update(memory_spec)
+    root = xml(obj)
+    assert root.find("memory").get("unit") == "KiB"
+    assert int(root.findtext("memory")) == kib
+    assert int(root.findtext("currentMemory")) == kib
+
+
+def test_memory_required():
+    obj = vmi()
+    obj["spec"]["domain"].pop("memory", None)
+    obj["spec"]["domain"]["resources"] = {}
+    with pytest.raises(ConversionError, match="memory"):
+        convert(obj, CTX)
+
+
+@pytest.mark.parametrize("cpu,vcpus,topology", [
+    ({}, 1, ("1", "1", "1")),
+    ({"cores": 2}, 2, ("1", "2", "1")),
+    ({"sockets": 2, "cores": 2, "threads": 2}, 8, ("2", "2", "2")),
+])
+def test_cpu_topology(cpu, vcpus, topology):
+    root = xml(with_domain(vmi(), cpu=cpu))
+    assert root.findtext("vcpu") == str(vcpus)
+    top = root.find("cpu/topology")
+    assert (top.get("sockets"), top.get("cores"), top.get("threads")) == topology
+
+
+@pytest.mark.parametrize("accel,model,mode,named", [
+    ("kvm", None, "host-model", None),
+    ("kvm", "host-passthrough", "host-passthrough", None),
+    ("kvm", "Skylake-Server", "custom", "Skylake-Server"),
+    ("tcg", None, None, None),
+    ("tcg", "host-model", None, None),
+    ("tcg", "Westmere", "custom", "Westmere"),
+])
+def test_cpu_model(accel, model, mode, named):
+    cpu = {"model": model} if model else {}
+    root = xml(with_domain(vmi(), cpu=cpu), ConverterContext(accel=accel))
+    assert root.get("type") == ("kvm" if accel == "kvm" else "qemu")
+    assert root.find("cpu").get("mode") == mode
+    assert root.findtext("cpu/model") == named
+
+
+def test_tcg_translation_cache():
+    assert xml(vmi(), ConverterContext(tb_cache_mib=32)).findtext("features/tcg/tb-cache") == "32"
+    assert xml(vmi(), ConverterContext(tb_cache_mib=None)).find("features/tcg") is None
+    assert xml(vmi(), ConverterContext(accel="kvm")).find("features/tcg") is None
+
+
+def test_bad_accel():
+    with pytest.raises(ConversionError):
+        convert(vmi(), ConverterContext(accel="xen"))
+
+
+# ------------------------------------------------------------------ machine and firmware
+
+@pytest.mark.parametrize("machine,expected", [(None, "q35"), ({"type": "pc-q35-7.2"}, "pc-q35-7.2"),
+                                              ({"type": "pc"}, "pc")])
+def test_machine_type(machine, expected):
+    obj = vmi()
+    if machine is None:
+        obj["spec"]["domain"].pop("machine", None)
+    else:
+        obj["spec"]["domain"]["machine"] = machine
+    assert xml(obj).find("os/type").get("machine") == expected
+
+
+def test_bios_default_boots_disk():
+    root = xml(vmi())
+    assert root.find("os/loader") is None
+    assert root.find("os/boot").get("dev") == "hd"
+
+
+def test_bios_use_serial():
+    root = xml(with_domain(vmi(), firmware={"bootloader": {"bios": {"useSerial": True}}}))
+    assert root.find("os/bios").get("useserial") == "yes"
+
+
+@pytest.mark.parametrize("efi,secure", [({}, True), ({"secureBoot": True}, True), ({"secureBoot": False}, False)])
+def test_efi(efi, secure):
+    obj = vmi()
+    obj["spec"]["domain"]["firmware"] = {"bootloader": {"efi": efi}}
+    ctx = ConverterContext(nvram_path="/run/priv/nvram.fd")
+    root = xml(obj, ctx)
+    loader = root.find("os/loader")
+    assert loader.get("type") == "pflash" and loader.get("readonly") == "yes"
+    assert loader.get("secure") == ("yes" if secure else "no")
+    assert loader.text == (ctx.ovmf_code_secure if secure else ctx.ovmf_code)
+    assert root.findtext("os/nvram") == "/run/priv/nvram.fd"
+    assert (root.find("features/smm") is not None) == secure
+
+
+def test_bios_and_efi_exclusive():
+    with pytest.raises(ConversionError, match="mutually exclusive"):
+        convert(with_domain(vmi(), firmware={"bootloader": {"bios": {}, "efi": {}}}), CTX)
+
+
+def test_kernel_boot():
+    obj = with_domain(vmi(), firmware={"kernelBoot": {
+        "kernelArgs": "console=ttyS0 quiet",
+        "container": {"image": "k:1", "kernelPath": "/boot/vmlinuz", "initrdPath": "/boot/initrd"}}})
+    ctx = ConverterContext(kernel_path="/p/vmlinuz", initrd_path="/p/initrd")
+    root = xml(obj, ctx)
+    assert root.findtext("os/kernel") == "/p/vmlinuz"
+    assert root.findtext("os/initrd") == "/p/initrd"
+    assert root.findtext("os/cmdline") == "console=ttyS0 quiet"
+    assert root.find("os/boot") is None
+    with pytest.raises(ConversionError, match="not prepared"):
+        convert(obj, CTX)
+
+
+# ------------------------------------------------------------------ disks
+
+def disks_vmi():
+    return vmi(
+        domain={
+            "resources": {"requests": {"memory": "128Mi"}},
+            "devices": {"disks": [
+                {"name": "root", "disk": {"bus": "virtio"}, "bootOrder": 1},
+                {"name": "data", "disk": {"bus": "sata"}},
+                {"name": "cloudinit", "disk": {"bus": "virtio"}},
+                {"name": "iso", "cdrom": {"bus": "sata"}, "bootOrder": 2},
+                {"name": "scratch", "disk": {"bus": "scsi"}},
+            ]},
+        },
+        volumes=[
+            {"name": "root", "containerDisk": {"image": "img:1"}},
+            {"name": "data", "emptyDisk": {"capacity": "1Gi"}},
+            {"name": "cloudinit", "cloudInitNoCloud": {"userData": "#cloud-config\n"}},
+            {"name": "iso", "containerDisk": {"image": "iso:1"}},
+            {"name": "scratch", "emptyDisk": {"capacity": "2Gi"}},
+        ])
+
+
+DISK_CTX = ConverterContext(disks={
+    "root": DiskSource("/priv/root.qcow2", "qcow2"),
+    "data": DiskSource("/priv/data.qcow2", "qcow2"),
+    "cloudinit": DiskSource("/priv/cloudinit.iso", "raw"),
+    "iso": DiskSource("/priv/iso.qcow2", "qcow2"),
+    "scratch": DiskSource("/dev/sdz", "raw", block=True),
+})
+
+
+@pytest.mark.parametrize("alias,device,dev,bus,source,fmt,readonly,boot", [
+    ("ua-root", "disk", "vda", "virtio", "/priv/root.qcow2", "qcow2", False, "1"),
+    ("ua-data", "disk", "sda", "sata", "/priv/data.qcow2", "qcow2", False, None),
+    ("ua-cloudinit", "disk", "vdb", "virtio", "/priv/cloudinit.iso", "raw", True, None),
+    ("ua-iso", "cdrom", "sdb", "sata", "/priv/iso.qcow2", "qcow2", True, "2"),
+    ("ua-scratch", "disk", "sdc", "scsi", "/dev/sdz", "raw", False, None),
+])
+def test_disks(alias, device, dev, bus, source, fmt, readonly, boot):
+    root = xml(disks_vmi(), DISK_CTX)
+    disk = next(d for d in root.findall("devices/disk") if d.find("alias").get("name") == alias)
+    assert disk.get("device") == device
+    assert disk.find("target").get("dev") == dev and disk.find("target").get("bus") == bus
+    src = disk.find("source")
+    assert (src.get("dev") if disk.get("type") == "block" else src.get("file")) == source
+    assert disk.find("driver").get("type") == fmt
+    assert (disk.find("readonly") is not None) == readonly
+    assert (disk.find("boot").get("order") if disk.find("boot") is not None else None) == boot
+
+
+def test_boot_order_removes_os_boot_and_scsi_gets_controller():
+    root = xml(disks_vmi(), DISK_CTX)
+    assert root.find("os/boot") is None
+    assert root.find("devices/controller[@type='scsi']").get("model") == "virtio-scsi"
+
+
+def test_many_disks_get_linux_names():
+    names = [f"d{i}" for i in range(28)]
+    obj = vmi(domain={"resources": {"requests": {"memory": "64Mi"}},
+                      "devices": {"disks": [{"name": n, "disk": {}} for n in names]}},
+              volumes=[{"name": n, "emptyDisk": {"capacity": "1Mi"}} for n in names])
+    root = xml(obj, ConverterContext(disks={n: DiskSource(f"/p/{n}") for n in names}))
+    devs = [d.find("target").get("dev") for d in root.findall("devices/disk")]
+    assert devs[0] == "vda" and devs[25] == "vdz" and devs[26] == "vdaa" and devs[27] == "vdab"
+
+
+@pytest.mark.parametrize("mutate,match", [
+    (lambda o: o["spec"]["volumes"].pop(0), "no volume named 'root'"),
+    (lambda o: o["spec"]["domain"]["devices"]["disks"][3]["cdrom"].update(bus="virtio"), "virtio"),
+    (lambda o: o["spec"]["domain"]["devices"]["disks"][0]["disk"].update(bus="ide"), "unsupported bus"),
+])
+def test_disk_errors(mutate, match):
+    obj = disks_vmi()
+    mutate(obj)
+    with pytest.raises(ConversionError, match=match):
+        convert(obj, DISK_CTX)
+
+
+def test_unprepared_volume():
+    with pytest.raises(ConversionError, match="not prepared"):
+        convert(disks_vmi(), CTX)
+
+
+# ------------------------------------------------------------------ network
+
+def test_default_pod_network_masquerade():
+    args = qemu_args(xml(vmi()))
+    assert args[0] == "-netdev"
+    netdev = args[1].split(",")
+    assert netdev[:2] == ["user", "id=ua-default"]
+    assert "net=10.0.2.0/24" in netdev and "host=10.0.2.1" in netdev and "dhcpstart=10.0.2.2" in netdev
+    assert not any(o.startswith("hostfwd") for o in netdev)
+    device = args[3].split(",")
+    assert device[0] == "virtio-net-pci" and "netdev=ua-default" in device
+    assert f"mac={interface_mac(vmi(), {'name': 'default'})}" in device
+
+
+def test_masquerade_forwards_declared_ports():
+    obj = vmi(domain={"resources": {"requests": {"memory": "64Mi"}}, "devices": {"interfaces": [
+        {"name": "default", "masquerade": {}, "model": "e1000", "macAddress": "DE:AD:00:00:BE:AF",
+         "ports": [{"port": 80}, {"port": 53, "protocol": "UDP"}], "bootOrder": 3}]}},
+        networks=[{"name": "default", "pod": {"vmNetworkCIDR": "10.11.12.0/24"}}])
+    args = qemu_args(xml(obj))
+    netdev, device = args[1].split(","), args[3].split(",")
+    assert "hostfwd=tcp::80-10.11.12.2:80" in netdev and "hostfwd=udp::53-10.11.12.2:53" in netdev
+    assert "host=10.11.12.1" in netdev
+    assert device[0] == "e1000" and "mac=de:ad:00:00:be:af" in device and "bootindex=3" in device
+
+
+def test_mac_is_stable_and_local():
+    mac = interface_mac(vmi(), {"name": "default"})
+    assert mac == interface_mac(vmi(), {"name": "default"})
+    assert int(mac.split(":")[0], 16) & 0x02 and not int(mac.split(":")[0], 16) & 0x01
+
+
+@pytest.mark.parametrize("iface,networks,match", [
+    ({"name": "default", "bridge": {}}, [{"name": "default", "pod": {}}], "masquerade"),
+    ({"name": "default", "masquerade": {}}, [{"name": "default", "multus": {"networkName": "x"}}], "pod network"),
+    ({"name": "other", "masquerade": {}}, [{"name": "default", "pod": {}}], "no network"),
+    ({"name": "default", "masquerade": {}}, [{"name": "default", "pod": {"vmNetworkCIDR": "10.0.0.0/31"}}],
+     "too small"),
+])
+def test_network_errors(iface, networks, match):
+    obj = vmi(domain={"resources": {"requests": {"memory": "64Mi"}}, "devices": {"interfaces": [iface]}},
+              networks=networks)
+    with pytest.raises(ConversionError, match=match):
+        convert(obj, CTX)
+
+
+def test_no_interfaces_no_network():
+    obj = vmi(networks=[])
+    obj["spec"]["domain"]["devices"]["interfaces"] = []
+    assert qemu_args(xml(obj)) == []
+
+
+# ------------------------------------------------------------------ console and other devices
+
+def test_serial_console_autoattached():
+    root = xml(vmi(), ConverterContext(serial_socket="/priv/serial.sock", serial_log="/priv/serial.log"))
+    serial = root.find("devices/serial")
+    assert serial.get("type") == "unix"
+    assert serial.find("source").get("mode") == "bind"
+    assert serial.find("source").get("path") == "/priv/serial.sock"
+    assert serial.find("log").get("file") == "/priv/serial.log"
+    assert root.find("devices/console/target").get("type") == "serial"
+
+
+def test_serial_console_off():
+    obj = vmi()
+    obj["spec"]["domain"]["devices"]["autoattachSerialConsole"] = False
+    assert xml(obj).find("devices/serial") is None
+
+
+def test_guest_agent_channel_and_balloon():
+    root = xml(vmi())
+    assert root.find("devices/channel/target").get("name") == "org.qemu.guest_agent.0"
+    assert root.find("devices/memballoon").get("model") == "virtio"
+    assert xml(vmi(), ConverterContext(memballoon=False)).find("devices/memballoon").get("model") == "none"
+
+
+def test_pure():
+    obj = disks_vmi()
+    before = copy.deepcopy(obj)
+    assert convert(obj, DISK_CTX) == convert(obj, DISK_CTX)
+    assert obj == before
