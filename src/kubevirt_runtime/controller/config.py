@@ -1,0 +1,30 @@
+"""virt-controller settings (from flags) and the launcher pod's resource overhead, in one place."""
+from dataclasses import dataclass
+
+# What a virt-launcher pod needs on top of the guest: libvirtd, virtqemud, QEMU's own memory (device
+# emulation, page tables, I/O buffers) and our launcher process. Upstream computes ~170-250Mi for small
+# guests; a fixed figure is simpler to reason about and safe for the guests we run.
+LAUNCHER_MEMORY_OVERHEAD = "150Mi"
+LAUNCHER_CPU_OVERHEAD = "100m"
+# The pod gets this much longer than the guest to shut down, so the launcher can stop the domain
+# gracefully and still report back before the kubelet kills it.
+LAUNCHER_EXTRA_GRACE_SECONDS = 15
+
+DEFAULT_LAUNCHER_IMAGE = "kubevirt-ops/virt-launcher:latest"
+SOCKET_DIR = "/var/run/kubevirt/sockets"
+PRIVATE_DIR = "/var/run/kubevirt-private"
+CONTAINER_DISK_DIR = "/var/run/kubevirt/container-disks"
+PVC_DISK_DIR = "/var/run/kubevirt-private/vmi-disks"
+
+
+@dataclass
+class ControllerConfig:
+    launcher_image: str = DEFAULT_LAUNCHER_IMAGE
+    launcher_pull_policy: str = "IfNotPresent"
+    namespace: str = "kubevirt"  # where the leader-election Lease lives
+    lease_name: str = "virt-controller"
+    vm_workers: int = 3
+    vmi_workers: int = 3
+    # How long a finished launcher pod may wait for virt-handler to record the guest's end before the
+    # controller marks the VMI Failed itself.
+    handler_grace_seconds: float = 10.0

@@ -1,0 +1,156 @@
+"""virt-controller: the cluster-wide VM and VMI controllers, active on the elected leader only.
+
+    virt-controller [--kubeconfig PATH] [--launcher-image IMAGE] [--leader-elect/--no-leader-elect]
+                    [--leader-elect-namespace NS] [--metrics-port 8443] ...
+
+Without --kubeconfig (or $KUBECONFIG) it uses the in-cluster service account. Losing the lease ends the
+process (exit code 1) so the Deployment restarts it with a fresh cache, as upstream does.
+"""
+import argparse
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+
+from ..machinery.events import EventRecorder
+from ..machinery.health import HealthServer
+from ..machinery.informer import Informer, wait_for_cache_sync
+from ..machinery.kubeconfig import load_api_client
+from ..machinery.leaderelection import LeaderElector
+from ..machinery.logs import setup_logging
+from ..machinery.resource import PODS, VMIS, VMS, ResourceClient
+from . import metrics
+from .config import DEFAULT_LAUNCHER_IMAGE, ControllerConfig
+from .vm_controller import VMController
+from .vmi_controller import VMIController, pod_indexers
+
+log = logging.getLogger("virt-controller")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="virt-controller", description="KubeVirt's VM and VMI controllers.")
+    p.add_argument("--kubeconfig", default=None, help="kubeconfig file (default: $KUBECONFIG, else in-cluster)")
+    p.add_argument("--launcher-image", default=os.environ.get("LAUNCHER_IMAGE", DEFAULT_LAUNCHER_IMAGE),
+                   help="image of the virt-launcher pods (default: %(default)s)")
+    p.add_argument("--launcher-pull-policy", default="IfNotPresent", choices=["Always", "IfNotPresent", "Never"])
+    p.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=True,
+                   help="elect one active replica through a Lease (default: on)")
+    p.add_argument("--leader-elect-namespace", default=os.environ.get("POD_NAMESPACE", "kubevirt"),
+                   help="namespace of the Lease (default: $POD_NAMESPACE or kubevirt)")
+    p.add_argument("--leader-elect-name", default="virt-controller", help="name of the Lease")
+    p.add_argument("--leader-elect-identity", default=f"{socket.gethostname()}_{os.getpid()}")
+    p.add_argument("--leader-elect-lease-duration", type=float, default=15.0)
+    p.add_argument("--leader-elect-renew-deadline", type=float, default=10.0)
+    p.add_argument("--leader-elect-retry-period", type=float, default=2.0)
+    p.add_argument("--metrics-host", default="0.0.0.0")
+    p.add_argument("--metrics-port", type=int, default=8443, help="port of /healthz, /readyz, /metrics")
+    p.add_argument("--namespace", default=None, help="only watch this namespace (default: all)")
+    p.add_argument("--vm-workers", type=int, default=3)
+    p.add_argument("--vmi-workers", type=int, default=3)
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    return p.parse_args(argv)
+
+
+class VirtController:
+    """Informers + the two controllers, started when leading."""
+
+    def __init__(self, api_client, config, namespace=None, counters=()):
+        self.config = config
+        self.vm_informer = Informer(ResourceClient(api_client, VMS, counters), namespace)
+        self.vmi_informer = Informer(ResourceClient(api_client, VMIS, counters), namespace)
+        self.pod_informer = Informer(ResourceClient(api_client, PODS, counters), namespace,
+                                     label_selector="kubevirt.io=virt-launcher", indexers=pod_indexers())
+        self.recorder = EventRecorder(api_client, "virt-controller", socket.gethostname(), counters)
+        self.vmi_controller = VMIController(api_client, self.vmi_informer, self.pod_informer, self.recorder, config,
+                                            counters)
+        self.vm_controller = VMController(api_client, self.vm_informer, self.vmi_informer, self.recorder, counters)
+        self.synced = threading.Event()
+
+    def informers(self):
+        return [self.vm_informer, self.vmi_informer, self.pod_informer]
+
+    def run(self, sync_timeout=None):
+        for informer in self.informers():
+            informer.start()
+        if not wait_for_cache_sync(self.informers(), sync_timeout):
+            raise RuntimeError("caches did not sync")
+        self.synced.set()
+        metrics.READY.set(1)
+        self.vmi_controller.start_workers(self.config.vmi_workers)
+        self.vm_controller.start_workers(self.config.vm_workers)
+        log.info("virt-controller is reconciling")
+
+    def stop(self):
+        for informer in self.informers():
+            informer.stop()
+        self.vm_controller.queue.shutdown()
+        self.vmi_controller.queue.shutdown()
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    setup_logging("virt-controller", args.log_level)
+    api_client = load_api_client(args.kubeconfig)
+    config = ControllerConfig(launcher_image=args.launcher_image, launcher_pull_policy=args.launcher_pull_policy,
+                              namespace=args.leader_elect_namespace, lease_name=args.leader_elect_name,
+                              vm_workers=args.vm_workers, vmi_workers=args.vmi_workers)
+    controller = VirtController(api_client, config, args.namespace)
+    metrics.register_vmi_phase_collector(controller.vmi_informer.store)
+    health = HealthServer(args.metrics_host, args.metrics_port)
+    health.add_liveness("ping", lambda: True)
+    stop = threading.Event()
+
+    def start_leading():
+        metrics.LEADING.set(1)
+        try:
+            controller.run()
+        except Exception:
+            log.exception("controller failed to start")
+            os._exit(1)
+
+    elector = None
+    if args.leader_elect:
+        def stopped_leading():
+            metrics.LEADING.set(0)
+            if not stop.is_set():
+                log.error("lost the leader lease; exiting")
+                os._exit(1)
+
+        elector = LeaderElector(api_client, args.leader_elect_namespace, args.leader_elect_name,
+                                args.leader_elect_identity, args.leader_elect_lease_duration,
+                                args.leader_elect_renew_deadline, args.leader_elect_retry_period,
+                                on_started_leading=start_leading, on_stopped_leading=stopped_leading,
+                                on_new_leader=lambda who: log.info("leader is %s", who))
+        # A standby is ready (it serves /metrics and takes over when needed); the leader once its caches sync.
+        health.add_readiness("leader-caches-synced", lambda: not elector.is_leader() or controller.synced.is_set())
+    else:
+        health.add_readiness("caches-synced", controller.synced.is_set)
+    health.start()
+
+    def on_signal(signum, _frame):
+        log.info("signal %d: shutting down", signum)
+        stop.set()
+        if elector:
+            elector.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    if elector:
+        threading.Thread(target=elector.run, name="leader-election", daemon=True).start()
+    else:
+        start_leading()
+    stop.wait()
+    controller.stop()
+    controller.recorder.flush(2)
+    if elector:
+        elector_thread_grace = args.leader_elect_retry_period + 1
+        stop.wait(0)  # the elector releases the lease from its own thread
+        threading.Event().wait(min(elector_thread_grace, 3))
+    health.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

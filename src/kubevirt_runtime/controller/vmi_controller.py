@@ -1,0 +1,206 @@
+"""VMI controller: exactly one virt-launcher pod per VMI, and the VMI's phases up to Scheduled.
+
+Level-triggered from the VMI and pod caches. A pod is only created when the cache shows none, the
+expectations say no create is in flight, and the VMI has never had one (phase unset or Pending); its
+name is derived from the VMI uid, so even a second controller racing this one gets AlreadyExists.
+"""
+import calendar
+import logging
+import time
+
+from ..api import default_vmi, validate_vmi
+from ..api.constants import CREATED_BY_LABEL, NODE_NAME_LABEL, VMI_FINALIZER, VMIPhase, vmi_is_final
+from ..machinery.events import NORMAL, WARNING
+from ..machinery.expectations import ControllerExpectations
+from ..machinery.logs import obj_fields
+from ..machinery.reconciler import Reconciler
+from ..machinery.resource import JSON_PATCH, PODS, VMIS, ApiError, ResourceClient
+from ..machinery.store import label_index, object_key
+from ..machinery.workqueue import RateLimitingQueue
+from .conditions import now_iso, set_condition
+from .config import ControllerConfig
+from .launcher_pod import launcher_pod_name, render_launcher_pod
+from .vmi_status import POD_FINAL, desired_vmi_status, pod_finished_at
+
+log = logging.getLogger(__name__)
+POD_BY_VMI_UID = "created-by"
+POD_BY_VMI_KEY = "vmi-key"
+
+
+def pod_vmi_key(pod):
+    """namespace/name of the VMI that controls a launcher pod, or None."""
+    meta = pod.get("metadata") or {}
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("kind") == "VirtualMachineInstance" and ref.get("controller"):
+            return f"{meta.get('namespace')}/{ref['name']}"
+    return None
+
+
+def pod_indexers():
+    return {POD_BY_VMI_UID: label_index(CREATED_BY_LABEL),
+            POD_BY_VMI_KEY: lambda pod: [k] if (k := pod_vmi_key(pod)) else []}
+
+
+def _epoch(timestamp):
+    return calendar.timegm(time.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ"))
+
+
+class VMIController(Reconciler):
+    name = "vmi-controller"
+
+    def __init__(self, api_client, vmi_informer, pod_informer, recorder, config=None, counters=()):
+        self.config = config or ControllerConfig()
+        self.vmis = ResourceClient(api_client, VMIS, counters)
+        self.pods = ResourceClient(api_client, PODS, counters)
+        self.vmi_store, self.pod_store = vmi_informer.store, pod_informer.store
+        self.recorder = recorder
+        self.queue = RateLimitingQueue("virt-controller-vmi")
+        self.expectations = ControllerExpectations()
+        vmi_informer.add_handler(self._enqueue, lambda old, new: self._enqueue(new), self._enqueue)
+        pod_informer.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
+
+    # -- event handlers
+
+    def _enqueue(self, vmi):
+        self.queue.add(object_key(vmi))
+
+    def _pod_added(self, pod):
+        key = pod_vmi_key(pod)
+        if key:
+            self.expectations.creation_observed(key)
+            self.queue.add(key)
+
+    def _pod_updated(self, old, new):
+        key = pod_vmi_key(new)
+        if key:
+            self.queue.add(key)
+
+    def _pod_deleted(self, pod):
+        key = pod_vmi_key(pod)
+        if key:
+            self.expectations.deletion_observed(key, pod["metadata"].get("uid"))
+            self.queue.add(key)
+
+    # -- sync
+
+    def sync(self, key):
+        vmi = self.vmi_store.get(key)
+        if vmi is None:
+            self._delete_pods(key, self.pod_store.by_index(POD_BY_VMI_KEY, key), "VMI is gone")
+            self.expectations.delete(key)
+            return
+        pods = [p for p in self.pod_store.by_index(POD_BY_VMI_UID, vmi["metadata"]["uid"])
+                if p["metadata"].get("namespace") == vmi["metadata"]["namespace"]]
+        if not self.expectations.satisfied(key):
+            return  # an event we wait for will requeue the key
+        if vmi["metadata"].get("deletionTimestamp"):
+            self._sync_deleted(key, vmi, pods)
+            return
+        if VMI_FINALIZER not in (vmi["metadata"].get("finalizers") or []):
+            vmi = self._add_finalizer(vmi)
+        if vmi_is_final(vmi):
+            self._delete_pods(key, [p for p in pods if p["status"].get("phase") not in POD_FINAL], "VMI is final")
+            self._write_status(vmi, desired_vmi_status(vmi, pods[0] if pods else None, now_iso())[0])
+            return
+        pod = self._pick_pod(vmi, pods)
+        phase = (vmi.get("status") or {}).get("phase") or VMIPhase.UNSET
+        if pod is None and phase in (VMIPhase.UNSET, VMIPhase.PENDING):
+            pod = self._create_pod(key, vmi)
+            if pod is None:
+                return
+        grace_over = True
+        if pod is not None and pod["status"].get("phase") == "Succeeded" and phase not in (VMIPhase.UNSET,
+                                                                                         VMIPhase.PENDING,
+                                                                                         VMIPhase.SCHEDULING):
+            finished = pod_finished_at(pod)
+            left = self.config.handler_grace_seconds - (time.time() - _epoch(finished)) if finished else 0
+            if left > 0:
+                grace_over = False
+                self.queue.add_after(key, left)
+        status, events = desired_vmi_status(vmi, pod, now_iso(), grace_over)
+        vmi = self._write_status(vmi, status)
+        for event in events:
+            self.recorder.event(vmi, *event)
+        node = status.get("nodeName")
+        if status.get("phase") in (VMIPhase.SCHEDULED, VMIPhase.RUNNING) and node and \
+                (vmi["metadata"].get("labels") or {}).get(NODE_NAME_LABEL) != node:
+            self.vmis.patch(vmi["metadata"]["name"], {"metadata": {"labels": {NODE_NAME_LABEL: node}}},
+                            vmi["metadata"]["namespace"])
+
+    def _pick_pod(self, vmi, pods):
+        if not pods:
+            return None
+        expected = launcher_pod_name(vmi)
+        for pod in pods:
+            if pod["metadata"]["name"] == expected:
+                return pod
+        return pods[0]
+
+    def _create_pod(self, key, vmi):
+        defaulted = default_vmi(vmi)
+        errors = validate_vmi(defaulted)
+        if errors:
+            message = "; ".join(str(e) for e in errors)
+            status = dict(vmi.get("status") or {})
+            set_condition(status, "Synchronized", "False", "FailedCreate", message)
+            self._write_status(vmi, status)
+            self.recorder.event(vmi, WARNING, "FailedCreate", f"invalid VMI, no pod created: {message}")
+            return None
+        pod = render_launcher_pod(defaulted, self.config)
+        self.expectations.expect_creations(key, 1)
+        try:
+            created = self.pods.create(pod, vmi["metadata"]["namespace"])
+        except ApiError as exc:
+            self.expectations.lower(key, adds=1)
+            if exc.already_exists:
+                log.info("launcher pod %s already exists; waiting for the cache", pod["metadata"]["name"],
+                         extra=obj_fields(vmi))
+                self.queue.add_after(key, 0.5)
+                return None
+            self.recorder.event(vmi, WARNING, "FailedCreate", f"Error creating pod: {exc.body.get('message', exc)}")
+            raise
+        log.info("created launcher pod %s", created["metadata"]["name"], extra=obj_fields(vmi))
+        self.recorder.event(vmi, NORMAL, "SuccessfulCreate", f"Created virtual machine pod {created['metadata']['name']}")
+        return created
+
+    def _sync_deleted(self, key, vmi, pods):
+        live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+        if live:
+            self._delete_pods(key, live, "VMI is being deleted", vmi)
+            return
+        if pods:
+            return  # still terminating; its deletion event requeues us
+        finalizers = vmi["metadata"].get("finalizers") or []
+        if VMI_FINALIZER in finalizers:
+            self._patch_finalizers(vmi, [f for f in finalizers if f != VMI_FINALIZER])
+
+    def _delete_pods(self, key, pods, why, vmi=None):
+        for pod in pods:
+            meta = pod["metadata"]
+            self.expectations.expect_deletions(key, [meta["uid"]])
+            try:
+                self.pods.delete(meta["name"], meta["namespace"], uid=meta["uid"])
+            except ApiError as exc:
+                self.expectations.deletion_observed(key, meta["uid"])
+                if not exc.not_found and exc.status != 409:
+                    raise
+                continue
+            log.info("deleted launcher pod %s: %s", meta["name"], why)
+            if vmi is not None:
+                self.recorder.event(vmi, NORMAL, "SuccessfulDelete", f"Deleted virtual machine pod {meta['name']}")
+
+    def _add_finalizer(self, vmi):
+        return self._patch_finalizers(vmi, (vmi["metadata"].get("finalizers") or []) + [VMI_FINALIZER])
+
+    def _patch_finalizers(self, vmi, finalizers):
+        meta = vmi["metadata"]
+        patch = [{"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]},
+                 {"op": "add", "path": "/metadata/finalizers", "value": finalizers}]
+        return self.vmis.patch(meta["name"], patch, meta["namespace"], content_type=JSON_PATCH)
+
+    def _write_status(self, vmi, status):
+        if status == (vmi.get("status") or {}):
+            return vmi
+        body = dict(vmi)
+        body["status"] = status
+        return self.vmis.update(body, subresource="status")

@@ -1,0 +1,95 @@
+"""The VMI status virt-controller wants, as a pure function of the VMI and its launcher pod.
+
+virt-controller owns the phases up to Scheduled (Pending: no pod yet; Scheduling: the pod exists but is
+not running; Scheduled: the pod runs on a node) and the Ready condition. Running, Succeeded and Failed
+from the domain belong to virt-handler; the controller only marks a VMI Failed when its pod failed or
+disappeared (before or after Scheduled), and never touches a final VMI.
+"""
+import copy
+
+from ..api.constants import ConditionType, VMIPhase
+from .conditions import get_condition, remove_condition, set_condition, set_phase
+
+POD_FINAL = ("Succeeded", "Failed")
+
+
+def pod_is_ready(pod):
+    cond = get_condition(pod.get("status"), "Ready")
+    return bool(cond and cond.get("status") == "True")
+
+
+def pod_finished_at(pod):
+    """When the compute container terminated (RFC 3339), if it did."""
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        if status.get("name") == "compute":
+            terminated = (status.get("state") or {}).get("terminated") or {}
+            return terminated.get("finishedAt")
+    return None
+
+
+def desired_vmi_status(vmi, pod, now, pod_succeeded_grace_over=True):
+    """(new status, [(event type, reason, message)]). `pod` is None when the VMI has no pod (and the
+    caller's expectations say the cache is current). `pod_succeeded_grace_over` tells whether a pod that
+    exited 0 has waited long enough for virt-handler to record the guest's end."""
+    status = copy.deepcopy(vmi.get("status") or {})
+    events = []
+    phase = status.get("phase") or VMIPhase.UNSET
+    if phase in VMIPhase.FINAL:
+        _ready(status, vmi, None, now)
+        return status, events
+    pod_phase = (pod or {}).get("status", {}).get("phase")
+    before_scheduled = phase in (VMIPhase.UNSET, VMIPhase.PENDING, VMIPhase.SCHEDULING)
+    if pod is None:
+        if phase in (VMIPhase.UNSET, VMIPhase.PENDING):
+            set_phase(status, VMIPhase.PENDING, now)
+        else:
+            _fail(status, "PodNotExists", "the virt-launcher pod disappeared", now, events)
+    elif pod_phase == "Failed" or (pod_phase == "Succeeded" and (before_scheduled or pod_succeeded_grace_over)):
+        reason = "PodFailed" if pod_phase == "Failed" else "PodSucceeded"
+        _fail(status, reason, f"the virt-launcher pod {pod['metadata']['name']} ended ({pod_phase}) "
+                              f"{'before the VMI was scheduled' if before_scheduled else 'while the VMI was active'}",
+              now, events)
+    elif before_scheduled:
+        node = (pod.get("spec") or {}).get("nodeName")
+        if pod_phase == "Running" and node and not pod["metadata"].get("deletionTimestamp"):
+            if phase == VMIPhase.UNSET:
+                set_phase(status, VMIPhase.PENDING, now)
+            set_phase(status, VMIPhase.SCHEDULED, now)
+            status["nodeName"] = node
+            status["activePods"] = {pod["metadata"]["uid"]: node}
+            remove_condition(status, ConditionType.POD_SCHEDULED)
+            events.append(("Normal", "Scheduled", f"VMI scheduled to node {node}"))
+        else:
+            if phase == VMIPhase.UNSET:
+                set_phase(status, VMIPhase.PENDING, now)
+            set_phase(status, VMIPhase.SCHEDULING, now)
+            scheduled = get_condition(pod.get("status"), "PodScheduled")
+            if scheduled and scheduled.get("status") == "False":
+                set_condition(status, ConditionType.POD_SCHEDULED, "False", scheduled.get("reason", ""),
+                              scheduled.get("message", ""), now)
+            else:
+                remove_condition(status, ConditionType.POD_SCHEDULED)
+    _ready(status, vmi, pod, now)
+    return status, events
+
+
+def _fail(status, reason, message, now, events):
+    set_phase(status, VMIPhase.FAILED, now)
+    status["reason"] = reason
+    events.append(("Warning", reason, f"VMI failed: {message}"))
+
+
+def _ready(status, vmi, pod, now):
+    phase = status.get("phase")
+    if phase == VMIPhase.RUNNING and pod is not None and pod_is_ready(pod):
+        set_condition(status, ConditionType.READY, "True", "", "", now)
+    elif phase in VMIPhase.FINAL:
+        set_condition(status, ConditionType.READY, "False", "PodTerminating" if pod else "PodNotExists",
+                      "the VMI is in a final phase", now)
+    elif pod is None:
+        set_condition(status, ConditionType.READY, "False", "PodNotExists", "the virt-launcher pod does not exist",
+                      now)
+    elif phase == VMIPhase.RUNNING:
+        set_condition(status, ConditionType.READY, "False", "PodNotReady", "the virt-launcher pod is not ready", now)
+    else:
+        set_condition(status, ConditionType.READY, "False", "GuestNotRunning", "the guest is not running yet", now)

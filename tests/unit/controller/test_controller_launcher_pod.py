@@ -1,0 +1,56 @@
+from kubevirt_runtime.api import default_vmi
+from kubevirt_runtime.controller.config import ControllerConfig
+from kubevirt_runtime.controller.launcher_pod import launcher_pod_name, launcher_resources, render_launcher_pod
+
+VMI = {
+    "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance",
+    "metadata": {"name": "testvmi", "namespace": "ns1", "uid": "1234-abcd", "labels": {"app": "web",
+                                                                                       "kubevirt.io/nodeName": "x"}},
+    "spec": {
+        "domain": {"memory": {"guest": "1Gi"}, "resources": {"requests": {"cpu": "500m"}},
+                   "devices": {"disks": [{"name": "root", "disk": {}}]}},
+        "volumes": [{"name": "root", "containerDisk": {"image": "example/cirros:latest"}},
+                    {"name": "data", "persistentVolumeClaim": {"claimName": "pvc1"}}],
+        "nodeSelector": {"disk": "ssd"}, "tolerations": [{"key": "k", "operator": "Exists"}],
+        "affinity": {"nodeAffinity": {}}, "terminationGracePeriodSeconds": 20,
+    },
+}
+
+
+def test_pod_matches_the_handler_contract():
+    pod = render_launcher_pod(default_vmi(VMI), ControllerConfig(launcher_image="img:1"))
+    meta, spec = pod["metadata"], pod["spec"]
+    assert meta["name"].startswith("virt-launcher-testvmi-") and len(meta["name"]) == len("virt-launcher-testvmi-") + 5
+    assert meta["labels"] == {"app": "web", "kubevirt.io": "virt-launcher", "kubevirt.io/created-by": "1234-abcd",
+                              "vm.kubevirt.io/name": "testvmi"}
+    assert meta["annotations"] == {"kubevirt.io/domain": "testvmi"}
+    assert meta["ownerReferences"][0]["uid"] == "1234-abcd" and meta["ownerReferences"][0]["controller"]
+    assert spec["restartPolicy"] == "Never" and spec["terminationGracePeriodSeconds"] == 35
+    compute = spec["containers"][0]
+    assert compute["name"] == "compute" and compute["image"] == "img:1" and compute["imagePullPolicy"] == "IfNotPresent"
+    assert compute["command"] == ["virt-launcher", "--name", "testvmi", "--namespace", "ns1", "--uid", "1234-abcd",
+                                  "--socket-dir", "/var/run/kubevirt/sockets", "--grace-period", "20"]
+    assert compute["securityContext"] == {"privileged": True}
+    mounts = {m["name"]: m["mountPath"] for m in compute["volumeMounts"]}
+    assert mounts["sockets"] == "/var/run/kubevirt/sockets"
+    assert mounts["private"] == "/var/run/kubevirt-private"
+    assert mounts["container-disks"] == "/var/run/kubevirt/container-disks"
+    assert "/var/run/kubevirt-private/vmi-disks/data" in mounts.values()
+    assert {"name": "sockets", "emptyDir": {}} in spec["volumes"]
+    init = spec["initContainers"]
+    assert len(init) == 1 and init[0]["image"] == "example/cirros:latest"
+    assert "cp /disk/* /var/run/kubevirt/container-disks/root/" in init[0]["command"][2]
+    assert spec["nodeSelector"] == {"disk": "ssd"} and spec["tolerations"] and spec["affinity"]
+
+
+def test_name_is_stable_per_uid():
+    other = dict(VMI, metadata=dict(VMI["metadata"], uid="other"))
+    assert launcher_pod_name(VMI) == launcher_pod_name(VMI)
+    assert launcher_pod_name(VMI) != launcher_pod_name(other)
+
+
+def test_resources_add_overhead():
+    assert launcher_resources(default_vmi(VMI)) == {"requests": {"cpu": "600m", "memory": "1174Mi"}}
+    vmi = default_vmi(VMI)
+    vmi["spec"]["domain"]["resources"]["limits"] = {"memory": "2Gi", "cpu": "2"}
+    assert launcher_resources(vmi)["limits"] == {"memory": "2198Mi", "cpu": "2100m"}

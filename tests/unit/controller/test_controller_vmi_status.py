@@ -1,0 +1,79 @@
+from kubevirt_runtime.controller.vmi_status import desired_vmi_status
+
+NOW = "2025-01-01T00:00:00Z"
+
+
+def vmi(phase=None, conditions=None):
+    status = {}
+    if phase:
+        status["phase"] = phase
+    if conditions:
+        status["conditions"] = conditions
+    return {"metadata": {"name": "v", "uid": "u"}, "status": status}
+
+
+def pod(phase="Pending", node=None, ready=False, scheduled=None):
+    conditions = []
+    if ready:
+        conditions.append({"type": "Ready", "status": "True"})
+    if scheduled:
+        conditions.append({"type": "PodScheduled", "status": "False", "reason": scheduled, "message": "0/1 nodes"})
+    spec = {"nodeName": node} if node else {}
+    return {"metadata": {"name": "virt-launcher-v-abcde", "uid": "pod-uid"}, "spec": spec,
+            "status": {"phase": phase, "conditions": conditions}}
+
+
+def phases(status):
+    return [t["phase"] for t in status.get("phaseTransitionTimestamps", [])]
+
+
+def test_new_vmi_without_pod_is_pending():
+    status, _ = desired_vmi_status(vmi(), None, NOW)
+    assert status["phase"] == "Pending" and phases(status) == ["Pending"]
+    assert status["conditions"][0]["reason"] == "PodNotExists"
+
+
+def test_pod_created_means_scheduling_and_unschedulable_is_surfaced():
+    status, _ = desired_vmi_status(vmi(), pod(scheduled="Unschedulable"), NOW)
+    assert status["phase"] == "Scheduling" and phases(status) == ["Pending", "Scheduling"]
+    cond = [c for c in status["conditions"] if c["type"] == "PodScheduled"][0]
+    assert cond["status"] == "False" and cond["reason"] == "Unschedulable"
+
+
+def test_running_pod_means_scheduled_with_node():
+    status, events = desired_vmi_status(vmi("Scheduling"), pod("Running", node="node01"), NOW)
+    assert status["phase"] == "Scheduled" and status["nodeName"] == "node01"
+    assert status["activePods"] == {"pod-uid": "node01"}
+    assert events[0][1] == "Scheduled"
+
+
+def test_pod_failing_before_running_fails_the_vmi():
+    status, events = desired_vmi_status(vmi("Scheduling"), pod("Failed"), NOW)
+    assert status["phase"] == "Failed" and status["reason"] == "PodFailed"
+    assert events[0][0] == "Warning"
+
+
+def test_handler_phases_are_left_alone():
+    status, _ = desired_vmi_status(vmi("Running"), pod("Running", node="n", ready=True), NOW)
+    assert status["phase"] == "Running"
+    assert [c for c in status["conditions"] if c["type"] == "Ready"][0]["status"] == "True"
+    status, _ = desired_vmi_status(vmi("Succeeded"), pod("Succeeded", node="n"), NOW)
+    assert status["phase"] == "Succeeded"
+
+
+def test_pod_gone_after_scheduled_fails_the_vmi():
+    status, _ = desired_vmi_status(vmi("Running"), None, NOW)
+    assert status["phase"] == "Failed" and status["reason"] == "PodNotExists"
+
+
+def test_pod_succeeded_waits_for_the_handler():
+    status, _ = desired_vmi_status(vmi("Running"), pod("Succeeded", node="n"), NOW, pod_succeeded_grace_over=False)
+    assert status["phase"] == "Running"
+    status, _ = desired_vmi_status(vmi("Running"), pod("Succeeded", node="n"), NOW, pod_succeeded_grace_over=True)
+    assert status["phase"] == "Failed"
+
+
+def test_no_change_is_stable():
+    first, _ = desired_vmi_status(vmi(), pod(), NOW)
+    again, events = desired_vmi_status({"metadata": {"name": "v"}, "status": first}, pod(), "2030-01-01T00:00:00Z")
+    assert again == first and events == []
