@@ -121,8 +121,8 @@ class ResourceClient:
         REQUESTS_METRIC.labels(verb, label).inc()
         for counter in self.counters:
             counter.add(verb, label)
-        data = json.dumps(body) if body is not None else None
-        response = self.api.call_api(method, url, header_params=headers, body=data, _request_timeout=timeout)
+        # the REST layer JSON-encodes dicts and lists itself for every application/*json content type
+        response = self.api.call_api(method, url, header_params=headers, body=body, _request_timeout=timeout)
         if stream and 200 <= response.status < 300:
             return response.response
         raw = response.read()
