@@ -137,17 +137,17 @@ def main(argv=None):
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    election = None
     if elector:
-        threading.Thread(target=elector.run, name="leader-election", daemon=True).start()
+        election = threading.Thread(target=elector.run, name="leader-election", daemon=True)
+        election.start()
     else:
         start_leading()
     stop.wait()
     controller.stop()
     controller.recorder.flush(2)
-    if elector:
-        elector_thread_grace = args.leader_elect_retry_period + 1
-        stop.wait(0)  # the elector releases the lease from its own thread
-        threading.Event().wait(min(elector_thread_grace, 3))
+    if election:
+        election.join(5)  # it releases the lease on the way out, so a standby takes over at once
     health.stop()
     return 0
 
