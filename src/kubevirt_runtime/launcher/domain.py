@@ -1,0 +1,379 @@
+"""The domain manager of one launcher: starts the VMI's domain, follows it through libvirt events,
+relays its serial console, and publishes every change to the subscribers (virt-handler)."""
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import libvirt
+
+from . import accel as accel_mod
+from . import disks
+from .converter import ConverterContext, convert, domain_name, interface_mac
+
+log = logging.getLogger(__name__)
+
+_EVENT_STATUS = {
+    libvirt.VIR_DOMAIN_EVENT_STARTED: "Running",
+    libvirt.VIR_DOMAIN_EVENT_RESUMED: "Running",
+    libvirt.VIR_DOMAIN_EVENT_SUSPENDED: "Paused",
+    libvirt.VIR_DOMAIN_EVENT_SHUTDOWN: "Shutdown",
+    libvirt.VIR_DOMAIN_EVENT_STOPPED: "Shutoff",
+    libvirt.VIR_DOMAIN_EVENT_CRASHED: "Crashed",
+    libvirt.VIR_DOMAIN_EVENT_PMSUSPENDED: "Paused",
+}
+_STOPPED_REASON = {
+    libvirt.VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN: "Shutdown",
+    libvirt.VIR_DOMAIN_EVENT_STOPPED_DESTROYED: "Destroyed",
+    libvirt.VIR_DOMAIN_EVENT_STOPPED_CRASHED: "Crashed",
+    libvirt.VIR_DOMAIN_EVENT_STOPPED_MIGRATED: "Migrated",
+    libvirt.VIR_DOMAIN_EVENT_STOPPED_SAVED: "Saved",
+    libvirt.VIR_DOMAIN_EVENT_STOPPED_FAILED: "Failed",
+    libvirt.VIR_DOMAIN_EVENT_STOPPED_FROM_SNAPSHOT: "FromSnapshot",
+}
+_SUSPENDED_REASON = {
+    libvirt.VIR_DOMAIN_EVENT_SUSPENDED_PAUSED: "PausedByUser",
+    libvirt.VIR_DOMAIN_EVENT_SUSPENDED_IOERROR: "IOError",
+    libvirt.VIR_DOMAIN_EVENT_SUSPENDED_WATCHDOG: "Watchdog",
+}
+_GUEST_INFO_KEYS = {"os.id": "id", "os.name": "name", "os.pretty-name": "prettyName", "os.version": "version",
+                    "os.version-id": "versionId", "os.kernel-release": "kernelRelease",
+                    "os.kernel-version": "kernelVersion", "os.machine": "machine"}
+HISTORY_BYTES = 64 << 10
+
+
+def _pod_ip() -> str | None:
+    ip = os.environ.get("POD_IP")
+    if ip:
+        return ip
+    return None
+
+
+class ConsoleRelay:
+    """Holds the one connection to QEMU's serial socket; fans output out to console clients and
+    keeps the last 64 KiB so a client can see what it missed."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.clients: list[socket.socket] = []
+        self.history = collections.deque()
+        self.history_len = 0
+        self.serial: socket.socket | None = None
+        self.closed = threading.Event()
+
+    def attach(self, path: str, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.connect(path)
+                break
+            except OSError:
+                sock.close()
+                if time.monotonic() > deadline:
+                    log.warning("serial console socket %s did not appear", path)
+                    return
+                time.sleep(0.05)
+        self.serial = sock
+        threading.Thread(target=self._pump, name="console-pump", daemon=True).start()
+
+    def _pump(self):
+        while True:
+            try:
+                data = self.serial.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            with self.lock:
+                self.history.append(data)
+                self.history_len += len(data)
+                while self.history_len > HISTORY_BYTES and len(self.history) > 1:
+                    self.history_len -= len(self.history.popleft())
+                for client in list(self.clients):
+                    try:
+                        client.sendall(data)
+                    except OSError:
+                        self.clients.remove(client)
+        self.closed.set()
+        with self.lock:
+            for client in self.clients:
+                try:
+                    client.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            self.clients.clear()
+
+    def serve(self, client: socket.socket, history: bool, pending: bytes = b"") -> None:
+        """Runs in the client's connection thread until either side closes."""
+        if self.serial is None:
+            raise RuntimeError("the domain has no serial console")
+        client.settimeout(None)
+        with self.lock:
+            if history:
+                client.sendall(b"".join(self.history))
+            self.clients.append(client)
+        try:
+            if pending:
+                self.serial.sendall(pending)
+            while not self.closed.is_set():
+                data = client.recv(4096)
+                if not data:
+                    break
+                self.serial.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with self.lock:
+                if client in self.clients:
+                    self.clients.remove(client)
+
+
+class DomainManager:
+    def __init__(self, conn: libvirt.virConnect, name: str, namespace: str, uid: str, private_dir: Path,
+                 container_disk_dir: Path, grace_period: int, accel: str | None = None,
+                 use_emulation: bool = False, tb_cache_mib: int | None = 64):
+        self.conn = conn
+        self.name, self.namespace, self.uid = name, namespace, uid
+        self.private_dir, self.container_disk_dir = private_dir, container_disk_dir
+        self.grace_period = grace_period
+        self.tb_cache_mib = tb_cache_mib
+        self.lock = threading.RLock()
+        self.subscribers: list[socket.socket] = []
+        self.console = ConsoleRelay()
+        self.final = threading.Event()
+        self.dom: libvirt.virDomain | None = None
+        self.vmi: dict | None = None
+        self.stop_requested = False
+        self.shutdown_timer: threading.Timer | None = None
+        self.status = {"status": "Missing", "reason": "", "final": False, "outcome": None}
+        self.guest_info: dict = {}
+        self.agent_connected = False
+        self.started_at: float | None = None
+        self.message = ""
+        self._accel = accel
+        self._accel_reason = "given" if accel else ""
+        self._accel_done = threading.Event()
+        if accel:
+            self._accel_done.set()
+        else:
+            threading.Thread(target=self._probe, args=(use_emulation,), name="accel-probe", daemon=True).start()
+        conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None)
+        conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_AGENT_LIFECYCLE, self._on_agent, None)
+
+    # ------------------------------------------------------------------ accelerator
+
+    def _probe(self, use_emulation: bool):
+        try:
+            self._accel, self._accel_reason = accel_mod.choose_accel(use_emulation)
+        except Exception as exc:  # pragma: no cover - defensive
+            self._accel, self._accel_reason = "tcg", f"probe error: {exc}"
+        log.info("accelerator: %s (%s)", self._accel, self._accel_reason)
+        self._accel_done.set()
+
+    def accel(self, options: dict) -> str:
+        if options.get("useEmulation"):
+            return "tcg"
+        if options.get("accel") in ("kvm", "tcg"):
+            return options["accel"]
+        self._accel_done.wait()
+        return self._accel
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def domain_name(self) -> str:
+        return domain_name(self.namespace, self.name)
+
+    def snapshot(self) -> dict:
+        with self.lock:
+            state = dict(self.status)
+            state.update(name=self.domain_name, uid=self.uid, accel=self._accel if self.dom else None,
+                         interfaces=self._interfaces(), guestOSInfo=dict(self.guest_info),
+                         agentConnected=self.agent_connected, startedAt=self.started_at, message=self.message)
+            return state
+
+    def _interfaces(self) -> list:
+        if not self.vmi:
+            return []
+        ip = _pod_ip()
+        out = []
+        for iface in self.vmi["spec"]["domain"].get("devices", {}).get("interfaces") or []:
+            entry = {"name": iface["name"], "mac": interface_mac(self.vmi, iface), "infoSource": "domain",
+                     "podInterfaceName": "eth0", "queueCount": 1}
+            if ip:
+                entry.update(ipAddress=ip, ipAddresses=[ip])
+            out.append(entry)
+        return out
+
+    def _set(self, **fields):
+        with self.lock:
+            self.status.update(fields)
+            self._publish_locked()
+
+    def _publish_locked(self):
+        from .protocol import encode
+        message = encode({"event": "domain", "domain": self.snapshot()})
+        for sub in list(self.subscribers):
+            try:
+                sub.sendall(message)
+            except OSError:
+                self.subscribers.remove(sub)
+
+    def subscribe(self, sock: socket.socket) -> None:
+        from .protocol import encode
+        sock.settimeout(10)
+        with self.lock:
+            sock.sendall(encode({"event": "domain", "domain": self.snapshot()}))
+            self.subscribers.append(sock)
+
+    def unsubscribe(self, sock: socket.socket) -> None:
+        with self.lock:
+            if sock in self.subscribers:
+                self.subscribers.remove(sock)
+
+    # ------------------------------------------------------------------ libvirt events
+
+    def _mine(self, dom) -> bool:
+        return dom.name() == self.domain_name
+
+    def _on_lifecycle(self, conn, dom, event, detail, opaque):
+        if not self._mine(dom):
+            return
+        status = _EVENT_STATUS.get(event, "NoState")
+        log.info("domain event %s detail %s -> %s", event, detail, status)
+        if event == libvirt.VIR_DOMAIN_EVENT_STOPPED:
+            reason = _STOPPED_REASON.get(detail, "Unknown")
+            if reason == "Shutdown" or (reason == "Destroyed" and self.stop_requested):
+                outcome = "Succeeded"
+            else:
+                outcome = "Failed"
+            if self.shutdown_timer:
+                self.shutdown_timer.cancel()
+            self._set(status=status, reason=reason, final=True, outcome=outcome)
+            self.final.set()
+        elif event == libvirt.VIR_DOMAIN_EVENT_SUSPENDED:
+            self._set(status=status, reason=_SUSPENDED_REASON.get(detail, "Paused"))
+        elif event == libvirt.VIR_DOMAIN_EVENT_CRASHED:
+            self._set(status=status, reason="Crashed")
+        else:
+            self._set(status=status, reason="")
+
+    def _on_agent(self, conn, dom, state, reason, opaque):
+        if not self._mine(dom):
+            return
+        connected = state == libvirt.VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_STATE_CONNECTED
+        with self.lock:
+            self.agent_connected = connected
+        if connected:
+            threading.Thread(target=self._refresh_guest_info, daemon=True).start()
+        else:
+            self._set()
+
+    def _refresh_guest_info(self):
+        info = self.guestinfo()
+        with self.lock:
+            self.guest_info = info
+            self._publish_locked()
+
+    # ------------------------------------------------------------------ commands
+
+    def sync(self, vmi: dict, options: dict) -> dict:
+        meta = vmi.get("metadata") or {}
+        if meta.get("uid") and self.uid and meta["uid"] != self.uid:
+            raise ValueError(f"VMI uid {meta['uid']} does not match this launcher ({self.uid})")
+        with self.lock:
+            if self.dom is not None or self.final.is_set():
+                return self.snapshot()
+            if self.stop_requested:
+                raise RuntimeError("the launcher is shutting down")
+            accel = self.accel(options or {})
+            volumes = disks.prepare_volumes(vmi, self.private_dir, self.container_disk_dir)
+            kernel, initrd = disks.kernel_boot_paths(vmi, self.container_disk_dir)
+            ctx = ConverterContext(
+                accel=accel, disks=volumes, serial_socket=str(self.private_dir / "virt-serial0"),
+                serial_log=str(self.private_dir / "virt-serial0.log"), tb_cache_mib=self.tb_cache_mib,
+                nvram_path=disks.nvram_path(self.private_dir), kernel_path=kernel, initrd_path=initrd)
+            xml = convert(vmi, ctx)
+            (self.private_dir / "domain.xml").write_text(xml)
+            self.vmi = vmi
+            self.started_at = time.time()
+            self.dom = self.conn.createXML(xml, 0)
+            self.message = f"accelerator {accel} ({self._accel_reason or 'from options'})"
+            self._accel = accel
+            log.info("domain %s started (%s)", self.domain_name, self.message)
+        if (vmi["spec"]["domain"].get("devices") or {}).get("autoattachSerialConsole", True) is not False:
+            self.console.attach(ctx.serial_socket)
+        with self.lock:
+            if self.status["status"] == "Missing":
+                self.status.update(status="Running", reason="")
+            self._publish_locked()
+            return self.snapshot()
+
+    def _domain(self) -> libvirt.virDomain:
+        if self.dom is None:
+            raise RuntimeError("no domain")
+        return self.dom
+
+    def shutdown(self, grace: int | None = None) -> dict:
+        grace = self.grace_period if grace is None else int(grace)
+        with self.lock:
+            first = not self.stop_requested
+            self.stop_requested = True
+            if self.dom is None:
+                self.final.set()
+                return self.snapshot()
+        if first:
+            log.info("shutting down %s (grace %ss)", self.domain_name, grace)
+            try:
+                self._domain().shutdownFlags(libvirt.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN)
+            except libvirt.libvirtError as exc:
+                log.info("ACPI shutdown failed: %s", exc)
+                grace = 0
+            self.shutdown_timer = threading.Timer(grace, self._destroy_if_running)
+            self.shutdown_timer.daemon = True
+            self.shutdown_timer.start()
+        return self.snapshot()
+
+    def _destroy_if_running(self):
+        if not self.final.is_set():
+            log.info("grace period over: destroying %s", self.domain_name)
+            try:
+                self._domain().destroy()
+            except libvirt.libvirtError as exc:
+                log.info("destroy: %s", exc)
+
+    def kill(self) -> dict:
+        with self.lock:
+            self.stop_requested = True
+            if self.dom is None:
+                self.final.set()
+                return self.snapshot()
+        self._destroy_if_running()
+        return self.snapshot()
+
+    def pause(self) -> dict:
+        dom = self._domain()
+        if dom.state()[0] != libvirt.VIR_DOMAIN_PAUSED:
+            dom.suspend()
+        return self.snapshot()
+
+    def unpause(self) -> dict:
+        dom = self._domain()
+        if dom.state()[0] == libvirt.VIR_DOMAIN_PAUSED:
+            dom.resume()
+        return self.snapshot()
+
+    def guestinfo(self) -> dict:
+        if self.dom is None or not self.agent_connected:
+            return {}
+        try:
+            raw = self.dom.guestInfo(libvirt.VIR_DOMAIN_GUEST_INFO_OS, 0)
+        except libvirt.libvirtError:
+            return {}
+        return {ours: raw[theirs] for theirs, ours in _GUEST_INFO_KEYS.items() if theirs in raw}

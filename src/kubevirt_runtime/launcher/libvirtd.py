@@ -1,0 +1,160 @@
+"""A private libvirt daemon for one launcher.
+
+Debian 12 ships only the monolithic libvirtd (no virtqemud), so the launcher runs libvirtd, trimmed:
+- in the launcher's own mount namespace, with libvirt's runtime, state, log and config directories
+  bind-mounted from the launcher's private directory, so launchers never share a daemon, a socket
+  or a domain list, neither in a pod nor as local processes on one host (tests);
+- loading only the QEMU driver (LIBVIRT_DRIVER_DIR points at a directory holding just that module),
+  which saves memory and start time (no network, storage, nodedev... drivers);
+- with stdio_handler = "file", so no virtlogd; no cgroups, no namespaces for QEMU, no security
+  driver: the pod is the sandbox, as in KubeVirt;
+- QEMU's capability cache in /var/cache/libvirt stays shared (an image can carry it pre-warmed).
+"""
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+LIBVIRTD = "/usr/sbin/libvirtd"
+DRIVER_DIR = "/usr/lib/x86_64-linux-gnu/libvirt/connection-driver"
+QEMU_ACCOUNT = "libvirt-qemu"
+CLONE_NEWNS = 0x00020000
+MS_REC, MS_PRIVATE, MS_BIND = 0x4000, 1 << 18, 4096
+# libvirt's fixed (privileged) directories -> subdirectory of the private dir
+BIND_DIRS = {"/run/libvirt": "run", "/var/lib/libvirt": "lib", "/var/log/libvirt": "log", "/etc/libvirt": "etc"}
+
+LIBVIRTD_CONF = """\
+# written by virt-launcher
+listen_tls = 0
+listen_tcp = 0
+unix_sock_rw_perms = "0700"
+unix_sock_ro_perms = "0700"
+auth_unix_rw = "none"
+auth_unix_ro = "none"
+min_workers = 1
+max_workers = 4
+prio_workers = 1
+admin_min_workers = 1
+admin_max_workers = 1
+log_outputs = "{log_level}:file:/var/log/libvirt/libvirtd.log"
+"""
+
+QEMU_CONF = """\
+# written by virt-launcher
+user = "root"
+group = "root"
+dynamic_ownership = 0
+remember_owner = 0
+security_driver = "none"
+cgroup_controllers = [ ]
+namespaces = [ ]
+stdio_handler = "file"
+set_process_name = 1
+"""
+
+
+def _libc():
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def enter_private_mount_namespace(private_dir: Path) -> None:
+    """Unshares the mount namespace of this (still single-threaded) process and bind-mounts libvirt's
+    directories from `private_dir`/libvirt. Everything the launcher starts afterwards sees them."""
+    libc = _libc()
+    if libc.unshare(CLONE_NEWNS) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"unshare(CLONE_NEWNS): {os.strerror(err)}")
+    if libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"making / private: {os.strerror(err)}")
+    base = private_dir / "libvirt"
+    for target, sub in BIND_DIRS.items():
+        src = base / sub
+        src.mkdir(parents=True, exist_ok=True)
+        os.makedirs(target, exist_ok=True)
+        if libc.mount(str(src).encode(), target.encode(), None, MS_BIND, None) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"bind-mounting {src} on {target}: {os.strerror(err)}")
+    _ensure_qemu_account(base, libc)
+
+
+def _ensure_qemu_account(base: Path, libc) -> None:
+    """libvirt's QEMU driver refuses to start unless its build-time user/group (Debian: libvirt-qemu)
+    exist, even with user = "root" in qemu.conf. Inside our mount namespace, add them if missing."""
+    for name, line in (("passwd", f"{QEMU_ACCOUNT}:x:64055:64055:libvirt qemu:/var/lib/libvirt:/usr/sbin/nologin\n"),
+                       ("group", f"{QEMU_ACCOUNT}:x:64055:\n")):
+        current = Path("/etc", name).read_text()
+        if any(entry.split(":", 1)[0] == QEMU_ACCOUNT for entry in current.splitlines()):
+            continue
+        copy = base / name
+        copy.write_text(current + ("" if current.endswith("\n") or not current else "\n") + line)
+        if libc.mount(str(copy).encode(), f"/etc/{name}".encode(), None, MS_BIND, None) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"bind-mounting {copy} on /etc/{name}: {os.strerror(err)}")
+
+
+def write_config(debug: bool = False) -> None:
+    etc = Path("/etc/libvirt")
+    etc.mkdir(parents=True, exist_ok=True)
+    (etc / "libvirtd.conf").write_text(LIBVIRTD_CONF.format(log_level=1 if debug else 3))
+    (etc / "qemu.conf").write_text(QEMU_CONF)
+    drivers = Path("/run/libvirt/drivers")
+    drivers.mkdir(parents=True, exist_ok=True)
+    link = drivers / "libvirt_driver_qemu.so"
+    if not link.exists():
+        link.symlink_to(Path(DRIVER_DIR) / "libvirt_driver_qemu.so")
+
+
+class Libvirtd:
+    """The daemon process; the caller must have entered the private mount namespace."""
+
+    uri = "qemu:///system"
+    socket_path = "/run/libvirt/libvirt-sock"
+
+    def __init__(self, debug: bool = False):
+        self.debug = debug
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        write_config(self.debug)
+        env = dict(os.environ, LIBVIRT_DRIVER_DIR="/run/libvirt/drivers")
+        self.proc = subprocess.Popen([LIBVIRTD, "--config", "/etc/libvirt/libvirtd.conf"], env=env,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=open("/var/log/libvirt/libvirtd.stderr", "ab"))
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"libvirtd exited with {self.proc.returncode}: {self.stderr_tail()}")
+            if os.path.exists(self.socket_path):
+                return
+            time.sleep(0.02)
+        raise RuntimeError("libvirtd did not create its socket in time")
+
+    def stderr_tail(self) -> str:
+        try:
+            return Path("/var/log/libvirt/libvirtd.stderr").read_text()[-2000:]
+        except OSError:
+            return ""
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if not self.proc or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()

@@ -1,0 +1,115 @@
+"""virt-launcher: the compute container of a VMI pod.
+
+Starts a private libvirtd, serves launcher.sock, starts the domain when virt-handler sends sync, and
+exits when the domain ends (status 0 when the guest shut down or was stopped on request, 1 when it
+failed), so the pod lives exactly as long as the VM. SIGTERM (pod deletion) shuts the guest down
+gracefully: ACPI power button, then destroy after the grace period.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+log = logging.getLogger("virt-launcher")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="virt-launcher", description=__doc__.split("\n\n")[0])
+    p.add_argument("--name", required=True, help="VMI name")
+    p.add_argument("--namespace", required=True, help="VMI namespace")
+    p.add_argument("--uid", default="", help="VMI uid (sync commands for another uid are refused)")
+    p.add_argument("--socket-dir", default="/var/run/kubevirt/sockets", help="where launcher.sock is created")
+    p.add_argument("--private-dir", default="/var/run/kubevirt-private",
+                   help="libvirt runtime dirs, overlays, ISOs, console socket")
+    p.add_argument("--container-disk-dir", default="/var/run/kubevirt/container-disks",
+                   help="containerDisk contents, one directory per volume")
+    p.add_argument("--grace-period", type=int, default=30, help="terminationGracePeriodSeconds")
+    p.add_argument("--accel", choices=("kvm", "tcg"), default=os.environ.get("KUBEVIRT_ACCEL") or None,
+                   help="skip the KVM probe and use this accelerator")
+    p.add_argument("--use-emulation", action="store_true",
+                   default=os.environ.get("KUBEVIRT_USE_EMULATION", "").lower() in ("1", "true", "yes"),
+                   help="always use TCG (like KubeVirt's useEmulation)")
+    p.add_argument("--tb-cache-mib", type=int, default=int(os.environ.get("KUBEVIRT_TB_CACHE_MIB", "64")),
+                   help="TCG translation cache size in MiB (0: QEMU's default)")
+    p.add_argument("--no-namespace", action="store_true",
+                   help="do not unshare a mount namespace (libvirt dirs are shared with the host)")
+    p.add_argument("--debug", action="store_true")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
+                        format="%(asctime)s virt-launcher %(levelname)s %(name)s: %(message)s")
+    t0 = time.monotonic()
+    private = Path(args.private_dir)
+    private.mkdir(parents=True, exist_ok=True)
+    Path(args.socket_dir).mkdir(parents=True, exist_ok=True)
+
+    # Must happen while the process is single-threaded.
+    from . import libvirtd
+    if not args.no_namespace:
+        libvirtd.enter_private_mount_namespace(private)
+    daemon = libvirtd.Libvirtd(debug=args.debug)
+    daemon.start()
+
+    import libvirt
+
+    from .domain import DomainManager
+    from .server import CommandServer
+
+    libvirt.virEventRegisterDefaultImpl()
+
+    def loop():
+        while True:
+            libvirt.virEventRunDefaultImpl()
+
+    threading.Thread(target=loop, name="libvirt-events", daemon=True).start()
+    libvirt.registerErrorHandler(lambda ctx, err: None, None)  # errors surface as exceptions
+    try:
+        daemon.wait_ready()
+        conn = libvirt.open(daemon.uri)
+    except Exception as exc:
+        log.error("libvirt did not start: %s", exc)
+        daemon.stop()
+        return 2
+    log.info("libvirtd (pid %s) ready after %.2fs", daemon.pid, time.monotonic() - t0)
+
+    lost = threading.Event()
+    conn.registerCloseCallback(lambda c, reason, opaque: lost.set(), None)
+
+    manager = DomainManager(conn, args.name, args.namespace, args.uid, private, Path(args.container_disk_dir),
+                            args.grace_period, accel="tcg" if args.use_emulation else args.accel,
+                            use_emulation=args.use_emulation, tb_cache_mib=args.tb_cache_mib or None)
+    server = CommandServer(os.path.join(args.socket_dir, "launcher.sock"), manager)
+    server.start()
+    log.info("serving %s after %.2fs", server.path, time.monotonic() - t0)
+
+    def on_term(signum, frame):
+        log.info("signal %s: graceful shutdown", signum)
+        threading.Thread(target=manager.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+
+    while not manager.final.wait(0.5):
+        if lost.is_set():
+            log.error("lost the connection to libvirtd")
+            manager._set(status="Crashed", reason="LibvirtDied", final=True, outcome="Failed")
+            manager.final.set()
+    state = manager.snapshot()
+    log.info("domain ended: %s/%s -> %s", state["status"], state["reason"], state["outcome"])
+    time.sleep(0.3)  # the final event is in the subscribers' socket buffers; let them read it
+    server.stop()
+    daemon.stop()
+    return 0 if state.get("outcome") in ("Succeeded", None) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""The command channel between virt-handler and virt-launcher (a unix socket, launcher.sock).
+
+Version 1, newline-delimited JSON (one object per line, UTF-8):
+
+1. Handshake. The client sends {"version": 1}; the server answers {"version": 1, "ok": true} or
+   {"version": 1, "ok": false, "error": "..."} (then closes) when it does not speak that version.
+2. Requests: {"id": <int>, "cmd": <name>, ...args}; answers {"id": <same>, "ok": true, "result": ...}
+   or {"id": <same>, "ok": false, "error": "..."}.
+     sync       {"vmi": <VMI dict>, "options": {"accel": "kvm"|"tcg"|null, "useEmulation": bool}}
+                starts the domain if it is not running yet (idempotent); result: domain state
+     shutdown   {"gracePeriod": <seconds, optional>}  ACPI power button, destroy after the grace period
+     kill       destroy now
+     pause / unpause
+     state      result: domain state (below)
+     guestinfo  result: guest OS info from the guest agent ({} without an agent)
+     ping       result: "pong"
+3. Subscription: {"id": n, "cmd": "subscribe"} -> ok, then the server pushes
+   {"event": "domain", "domain": <state>} whenever the domain changes (libvirt lifecycle and agent
+   events), starting with the current state. The connection then carries only events.
+4. Console: {"id": n, "cmd": "console", "history": bool} -> ok, then the connection is a raw byte
+   stream to and from the guest's serial console (history: first replay recent output).
+
+Domain state: {"name", "uid", "status": "Missing"|"Running"|"Paused"|"Shutdown"|"Shutoff"|"Crashed"|
+"NoState", "reason", "final": bool, "outcome": "Succeeded"|"Failed"|null (set when final),
+"accel", "interfaces": [...], "guestOSInfo": {...}, "startedAt", "message"}.
+"""
+from __future__ import annotations
+
+import json
+import socket
+
+VERSION = 1
+MAX_LINE = 16 << 20  # a VMI dict is far smaller
+
+
+class ProtocolError(Exception):
+    pass
+
+
+def encode(obj) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
+
+
+class LineReader:
+    """Reads newline-delimited JSON from a socket, keeping bytes after the last line (for the console)."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.buf = b""
+
+    def read(self):
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                if self.buf:
+                    raise ProtocolError("connection closed mid-message")
+                return None
+            self.buf += chunk
+            if len(self.buf) > MAX_LINE:
+                raise ProtocolError("message too long")
+        line, self.buf = self.buf.split(b"\n", 1)
+        try:
+            return json.loads(line)
+        except ValueError as exc:
+            raise ProtocolError(f"bad message: {exc}") from None

@@ -1,0 +1,121 @@
+"""The command server on launcher.sock (protocol: see protocol.py)."""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+
+from .domain import DomainManager
+from .protocol import VERSION, LineReader, ProtocolError, encode
+
+log = logging.getLogger(__name__)
+
+
+class CommandServer:
+    def __init__(self, path: str, manager: DomainManager):
+        self.path = path
+        self.manager = manager
+        self.sock: socket.socket | None = None
+
+    def start(self) -> None:
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o077)
+        try:
+            self.sock.bind(self.path)
+        finally:
+            os.umask(old)
+        self.sock.listen(16)
+        threading.Thread(target=self._accept, name="cmd-accept", daemon=True).start()
+
+    def stop(self) -> None:
+        if self.sock:
+            try:
+                self.sock.close()
+            finally:
+                try:
+                    os.unlink(self.path)
+                except FileNotFoundError:
+                    pass
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), name="cmd-conn", daemon=True).start()
+
+    def _serve(self, conn: socket.socket):
+        reader = LineReader(conn)
+        handed_off = False
+        try:
+            hello = reader.read()
+            if not isinstance(hello, dict) or hello.get("version") != VERSION:
+                conn.sendall(encode({"version": VERSION, "ok": False,
+                                     "error": f"unsupported protocol version {hello!r}"}))
+                return
+            conn.sendall(encode({"version": VERSION, "ok": True}))
+            while True:
+                request = reader.read()
+                if request is None:
+                    return
+                rid, cmd = request.get("id"), request.get("cmd")
+                if cmd == "subscribe":
+                    conn.sendall(encode({"id": rid, "ok": True, "result": None}))
+                    self.manager.subscribe(conn)
+                    try:  # the connection now only carries events; wait for the client to leave
+                        conn.settimeout(None)
+                        while conn.recv(4096):
+                            pass
+                    except OSError:
+                        pass
+                    finally:
+                        self.manager.unsubscribe(conn)
+                    return
+                if cmd == "console":
+                    if self.manager.console.serial is None:
+                        conn.sendall(encode({"id": rid, "ok": False, "error": "no serial console (yet)"}))
+                        continue
+                    conn.sendall(encode({"id": rid, "ok": True, "result": None}))
+                    self.manager.console.serve(conn, bool(request.get("history")), reader.buf)
+                    return
+                try:
+                    result = self._dispatch(cmd, request)
+                    reply = {"id": rid, "ok": True, "result": result}
+                except Exception as exc:  # every failure goes back to the caller
+                    log.warning("command %s failed: %s", cmd, exc)
+                    reply = {"id": rid, "ok": False, "error": str(exc)}
+                conn.sendall(encode(reply))
+        except (OSError, ProtocolError) as exc:
+            log.debug("connection ended: %s", exc)
+        finally:
+            if not handed_off:
+                try:
+                    conn.close()
+                except OSError:
+                    pass
+
+    def _dispatch(self, cmd, request):
+        m = self.manager
+        if cmd == "ping":
+            return "pong"
+        if cmd == "sync":
+            return m.sync(request.get("vmi") or {}, request.get("options") or {})
+        if cmd == "shutdown":
+            return m.shutdown(request.get("gracePeriod"))
+        if cmd == "kill":
+            return m.kill()
+        if cmd == "pause":
+            return m.pause()
+        if cmd == "unpause":
+            return m.unpause()
+        if cmd == "state":
+            return m.snapshot()
+        if cmd == "guestinfo":
+            return m.guestinfo()
+        raise ValueError(f"unknown command {cmd!r}")

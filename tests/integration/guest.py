@@ -1,0 +1,265 @@
+"""Builds the small test guest: Debian's kernel and a busybox initramfs.
+
+The kernel comes from Debian's linux-image package (downloaded with `apt-get download`, unpacked
+with `dpkg-deb -x`, never installed); the initramfs is busybox-static plus an /init that prints
+MARKER on the serial console, then runs a shell there (so a test can type `poweroff -f`). With
+`kvops.poweroff=N` on the kernel command line the guest powers itself off after N seconds.
+
+Cached under ~/.cache/kubevirt-ops/test-guest/<kernel version>_<busybox version>/ (never in the
+clone). Usable as a script too: `python tests/integration/guest.py` prints the paths.
+"""
+from __future__ import annotations
+
+import fcntl
+import glob
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+MARKER = "KUBEVIRT-OPS-GUEST-READY"
+CACHE = Path(os.environ.get("KUBEVIRT_OPS_CACHE", Path.home() / ".cache" / "kubevirt-ops")) / "test-guest"
+# virtio-net and virtio-blk are modules in Debian's kernel; loaded in this order by /init
+MODULES = ["virtio_ring", "virtio", "virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio_pci",
+           "failover", "net_failover", "virtio_net", "virtio_blk"]
+LAYOUT = "3"  # bump when the initramfs changes
+KERNEL_ARGS = "console=ttyS0 panic=-1 quiet loglevel=3 mitigations=off tsc=unstable"
+
+INIT = f"""#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mkdir -p /proc /sys /dev /tmp
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev 2>/dev/null
+for m in {' '.join(MODULES)}; do [ -e /lib/modules/$m.ko ] && insmod /lib/modules/$m.ko 2>/dev/null; done
+ip link set lo up 2>/dev/null
+if [ -e /sys/class/net/eth0 ]; then  # masquerade addresses, as DHCP would hand them out
+  ip link set eth0 up; ip addr add 10.0.2.2/24 dev eth0; ip route add default via 10.0.2.1
+fi
+echo "{MARKER} $(cat /proc/uptime)"
+for arg in $(cat /proc/cmdline); do
+  case "$arg" in
+    kvops.poweroff=*) (sleep "${{arg#kvops.poweroff=}}"; poweroff -f) & ;;
+    kvops.serve=*) (while true; do echo "hello from $(hostname) guest" | nc -l -p "${{arg#kvops.serve=}}"; done) & ;;
+  esac
+done
+while true; do setsid cttyhack sh; done
+"""
+
+
+def _run(*cmd, cwd=None) -> str:
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=cwd).stdout.strip()
+
+
+def _candidate(package: str) -> str:
+    out = _run("apt-cache", "policy", package)
+    for line in out.splitlines():
+        if line.strip().startswith("Candidate:"):
+            return line.split(":", 1)[1].strip()
+    raise RuntimeError(f"no candidate for {package}")
+
+
+def _kernel_package() -> str:
+    for line in _run("apt-cache", "depends", "linux-image-amd64").splitlines():
+        line = line.strip()
+        if line.startswith("Depends: linux-image-"):
+            return line.split(":", 1)[1].strip()
+    raise RuntimeError("cannot resolve linux-image-amd64")
+
+
+def _download(package: str, dest: Path) -> Path:
+    try:
+        _run("apt-get", "download", package, cwd=str(dest))
+    except subprocess.CalledProcessError:
+        _run("apt-get", "update", "-qq")
+        _run("apt-get", "download", package, cwd=str(dest))
+    debs = glob.glob(str(dest / f"{package}_*.deb"))
+    if not debs:
+        raise RuntimeError(f"apt-get download {package} left no .deb")
+    return Path(debs[0])
+
+
+def _cpio_newc(entries) -> bytes:
+    """An uncompressed newc archive; entries are (name, mode, data, rdev_major, rdev_minor)."""
+    out = io.BytesIO()
+
+    def pad(n):
+        out.write(b"\0" * ((4 - n % 4) % 4))
+
+    for ino, (name, mode, data, major, minor) in enumerate(list(entries) + [("TRAILER!!!", 0, b"", 0, 0)], 1):
+        raw = name.encode() + b"\0"
+        header = "070701" + "".join(f"{v:08x}" for v in (
+            ino if name != "TRAILER!!!" else 0, mode, 0, 0, 1, 0, len(data), 0, 0, major, minor, len(raw), 0))
+        out.write(header.encode() + raw)
+        pad(110 + len(raw))
+        out.write(data)
+        pad(len(data))
+    return out.getvalue()
+
+
+def build(cache: Path = CACHE) -> dict:
+    """Builds (or finds) the guest; returns {'kernel', 'initrd', 'cmdline', 'marker'}."""
+    kpkg = _kernel_package()
+    key = f"v{LAYOUT}_{kpkg}_{_candidate(kpkg)}_busybox_{_candidate('busybox-static')}".replace(":", "-")
+    target = cache / key
+    result = {"kernel": str(target / "vmlinuz"), "initrd": str(target / "initrd.cpio"),
+              "cmdline": KERNEL_ARGS, "marker": MARKER, "dir": str(target)}
+    if (target / "initrd.cpio").exists():
+        return result
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (target / "initrd.cpio").exists():
+            return result
+        with tempfile.TemporaryDirectory(dir=cache) as tmp:
+            tmp = Path(tmp)
+            for pkg in (kpkg, "busybox-static"):
+                deb = _download(pkg, tmp)
+                _run("dpkg-deb", "-x", str(deb), str(tmp / "root"))
+            kernels = glob.glob(str(tmp / "root" / "boot" / "vmlinuz-*"))
+            busybox = (tmp / "root" / "bin" / "busybox").read_bytes()
+            stage = tmp / "out"
+            stage.mkdir()
+            shutil.copy(kernels[0], stage / "vmlinuz")
+            entries = [(d, 0o040755, b"", 0, 0) for d in ("bin", "dev", "proc", "sys", "tmp", "sbin", "lib",
+                                                          "lib/modules")]
+            for module in MODULES:
+                found = glob.glob(str(tmp / "root" / "lib" / "modules" / "*" / "kernel" / "**" / f"{module}.ko"),
+                                  recursive=True)
+                if found:
+                    entries.append((f"lib/modules/{module}.ko", 0o100644, Path(found[0]).read_bytes(), 0, 0))
+            entries += [("dev/console", 0o020600, b"", 5, 1),
+                        ("bin/busybox", 0o100755, busybox, 0, 0),
+                        ("bin/sh", 0o120777, b"busybox", 0, 0),
+                        ("init", 0o100755, INIT.encode(), 0, 0)]
+            (stage / "initrd.cpio").write_bytes(_cpio_newc(entries))
+            if target.exists():
+                shutil.rmtree(target)
+            stage.rename(target)
+    return result
+
+
+def vmi(name: str, guest: dict, *, namespace: str = "default", uid: str | None = None, memory: str = "256Mi",
+        ports=(), poweroff_after: int | None = None, serve_port: int | None = None, volumes=(), disks=(),
+        grace: int = 5, labels: dict | None = None) -> dict:
+    """A defaulted VMI that boots this guest by kernelBoot (plus optional extra disks)."""
+    import uuid as uuidlib
+
+    from kubevirt_runtime.api.defaults import default_vmi
+
+    args = guest["cmdline"]
+    if poweroff_after is not None:
+        args += f" kvops.poweroff={poweroff_after}"
+    if serve_port is not None:
+        args += f" kvops.serve={serve_port}"
+    return default_vmi({
+        "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance",
+        "metadata": {"name": name, "namespace": namespace, "uid": uid or str(uuidlib.uuid4()),
+                     "labels": dict(labels or {})},
+        "spec": {
+            "terminationGracePeriodSeconds": grace,
+            "domain": {
+                "resources": {"requests": {"memory": memory}},
+                "firmware": {"kernelBoot": {"kernelArgs": args, "container": {
+                    "image": "test-guest", "kernelPath": "/boot/vmlinuz", "initrdPath": "/boot/initrd.cpio"}}},
+                "devices": {"disks": list(disks), "interfaces": [
+                    {"name": "default", "masquerade": {}, "ports": [{"port": p} for p in ports]}]},
+            },
+            "networks": [{"name": "default", "pod": {}}],
+            "volumes": list(volumes),
+        },
+    })
+
+
+class LocalLauncher:
+    """virt-launcher as a local process, with the directories its pod would have."""
+
+    def __init__(self, base: Path, guest: dict, name: str, namespace: str = "default", uid: str = "",
+                 grace: int = 5, extra_args=()):
+        self.base = Path(base)
+        self.sockets = self.base / "sockets"
+        self.private = self.base / "private"
+        self.container_disks = self.base / "container-disks"
+        kb = self.container_disks / "kernel-boot"
+        kb.mkdir(parents=True, exist_ok=True)
+        for src, dst in ((guest["kernel"], "vmlinuz"), (guest["initrd"], "initrd.cpio")):
+            if not (kb / dst).exists():
+                os.symlink(src, kb / dst)
+        self.socket = str(self.sockets / "launcher.sock")
+        self.log = open(self.base / "launcher.log", "ab")
+        self.cmd = [sys.executable, "-m", "kubevirt_runtime.launcher.main", "--name", name, "--namespace", namespace,
+                    "--uid", uid, "--socket-dir", str(self.sockets), "--private-dir", str(self.private),
+                    "--container-disk-dir", str(self.container_disks), "--grace-period", str(grace), *extra_args]
+        self.proc = None
+
+    def start(self, timeout: float = 30.0) -> "LocalLauncher":
+        import time
+        self.proc = subprocess.Popen(self.cmd, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(self.socket):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"launcher exited {self.proc.returncode}: {self.log_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("launcher socket did not appear")
+            time.sleep(0.05)
+        return self
+
+    def log_text(self) -> str:
+        return (self.base / "launcher.log").read_text(errors="replace")
+
+    def qemu_pid(self) -> int:
+        pids = glob.glob(str(self.private / "libvirt" / "run" / "qemu" / "*.pid"))
+        return int(Path(pids[0]).read_text().strip())
+
+    def libvirtd_pid(self) -> int | None:
+        for pid in os.listdir("/proc"):
+            if pid.isdigit():
+                try:
+                    if Path(f"/proc/{pid}/status").read_text().split("PPid:")[1].split()[0] == str(self.proc.pid):
+                        if "libvirtd" in Path(f"/proc/{pid}/comm").read_text():
+                            return int(pid)
+                except (OSError, IndexError):
+                    continue
+        return None
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+
+def read_until(console, marker: bytes, timeout: float) -> bytes:
+    """Reads a console stream until `marker` appears; returns everything read."""
+    import select
+    import time
+    deadline = time.monotonic() + timeout
+    seen = b""
+    while marker not in seen:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"{marker!r} not seen on the console; got {seen[-2000:]!r}")
+        ready, _, _ = select.select([console.sock], [], [], min(left, 1.0)) if not console._pending else (1, 0, 0)
+        if ready:
+            data = console.recv()
+            if not data:
+                raise EOFError(f"console closed before {marker!r}; got {seen[-2000:]!r}")
+            seen += data
+    return seen
+
+
+if __name__ == "__main__":
+    info = build()
+    for k, v in info.items():
+        print(f"{k}={v}")
+    sys.exit(0)

@@ -1,0 +1,205 @@
+"""virt-launcher as a local process against real libvirt + QEMU, booting the small test guest."""
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from kubevirt_runtime.handler.launcher_client import LauncherClient, LauncherError, open_console, subscribe
+
+try:
+    from . import guest as guest_mod
+except ImportError:  # tests/integration is not a package: pytest put it on sys.path
+    import guest as guest_mod
+
+pytestmark = [pytest.mark.libvirt, pytest.mark.timeout(240)]
+
+if os.geteuid() != 0 or not shutil.which("qemu-system-x86_64") or not os.path.exists("/usr/sbin/libvirtd"):
+    pytest.skip("needs root, libvirtd and qemu-system-x86_64 (hack/install-node-packages.sh)",
+                allow_module_level=True)
+
+MARKER = guest_mod.MARKER.encode()
+BOOT_TIMEOUT = 120
+
+
+@pytest.fixture(scope="module")
+def guest():
+    return guest_mod.build()
+
+
+@pytest.fixture
+def workdir():
+    # short path: unix socket paths are limited to 108 bytes
+    d = tempfile.mkdtemp(prefix="kvl-", dir="/tmp")
+    yield Path(d)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def launch(workdir, guest):
+    started = []
+
+    def start(name, uid, grace=3, extra_args=()):
+        launcher = guest_mod.LocalLauncher(workdir / name, guest, name, uid=uid, grace=grace,
+                                           extra_args=extra_args).start()
+        started.append(launcher)
+        return launcher
+
+    yield start
+    for launcher in started:
+        launcher.stop(timeout=20)
+
+
+class Events:
+    """Collects pushed domain states in a thread."""
+
+    def __init__(self, path):
+        self.states = []
+        self.cond = threading.Condition()
+        self.thread = threading.Thread(target=self._run, args=(path,), daemon=True)
+        self.thread.start()
+
+    def _run(self, path):
+        for state in subscribe(path):
+            with self.cond:
+                self.states.append(state)
+                self.cond.notify_all()
+        with self.cond:
+            self.states.append(None)
+            self.cond.notify_all()
+
+    def wait(self, pred, timeout=60):
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for s in self.states:
+                    if s is not None and pred(s):
+                        return s
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no matching state; saw {[s and (s['status'], s['reason']) for s in self.states]}")
+                self.cond.wait(left)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_boot_to_console_marker_then_guest_poweroff(launch, guest):
+    uid = str(uuid.uuid4())
+    launcher = launch("boot", uid)
+    client = LauncherClient(launcher.socket)
+    assert client.state()["status"] == "Missing"
+    events = Events(launcher.socket)
+    vmi = guest_mod.vmi("boot", guest, uid=uid)  # no accel option: the launcher probes KVM itself
+
+    start = time.monotonic()
+    state = client.sync(vmi)
+    assert state["status"] == "Running"
+    console = open_console(launcher.socket, history=True)
+    output = guest_mod.read_until(console, MARKER, BOOT_TIMEOUT)
+    print(f"sync -> console marker: {time.monotonic() - start:.1f}s, accel {state['accel']}")
+    assert state["accel"] in ("kvm", "tcg")
+    assert client.sync(vmi)["status"] == "Running"  # idempotent
+
+    # the guest shell on the serial console powers the guest off
+    guest_mod.read_until(console, b"# ", 30) if b"# " not in output.split(MARKER)[-1] else None
+    console.sendall(b"poweroff -f\n")
+    final = events.wait(lambda s: s["final"])
+    assert final["status"] == "Shutoff" and final["reason"] == "Shutdown" and final["outcome"] == "Succeeded"
+    assert launcher.proc.wait(30) == 0
+    assert not os.path.exists(launcher.socket)
+    console.close()
+
+
+def test_ports_pause_and_graceful_stop(launch, guest, workdir):
+    uid = str(uuid.uuid4())
+    port = free_port()
+    # a containerDisk, a cloud-init disk and an empty disk ride along
+    launcher = launch("net", uid, grace=2, extra_args=("--accel", "tcg"))
+    cd = launcher.container_disks / "rootdisk"
+    cd.mkdir(parents=True)
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(cd / "disk.qcow2"), "64M"], check=True)
+    before = hashlib.sha256((cd / "disk.qcow2").read_bytes()).hexdigest()
+    vmi = guest_mod.vmi(
+        "net", guest, uid=uid, ports=[port], serve_port=port,
+        disks=[{"name": "rootdisk", "disk": {"bus": "virtio"}}, {"name": "cloudinit", "disk": {"bus": "virtio"}},
+               {"name": "scratch", "disk": {"bus": "virtio"}}],
+        volumes=[{"name": "rootdisk", "containerDisk": {"image": "example/disk:1"}},
+                 {"name": "cloudinit", "cloudInitNoCloud": {"userData": "#cloud-config\npassword: x\n"}},
+                 {"name": "scratch", "emptyDisk": {"capacity": "16Mi"}}])
+    client = LauncherClient(launcher.socket)
+    events = Events(launcher.socket)
+    client.sync(vmi)
+    console = open_console(launcher.socket, history=True)
+    guest_mod.read_until(console, MARKER, BOOT_TIMEOUT)
+
+    # the three disks are visible in the guest
+    console.sendall(b"ls /sys/block; echo DISKS-$((40+2))\n")
+    out = guest_mod.read_until(console, b"DISKS-42", 30)
+    assert b"vda" in out and b"vdb" in out and b"vdc" in out
+    assert (launcher.private / "disks" / "rootdisk.qcow2").exists()
+    assert (launcher.private / "disks" / "cloudinit.iso").exists()
+
+    # traffic to the declared port reaches the guest
+    deadline = time.monotonic() + 30
+    reply = b""
+    while b"hello" not in reply and time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                reply = s.recv(100)
+        except OSError:
+            time.sleep(0.5)
+    assert reply.startswith(b"hello from")
+
+    client.pause()
+    assert events.wait(lambda s: s["status"] == "Paused")["reason"] == "PausedByUser"
+    client.unpause()
+    events.wait(lambda s: s["status"] == "Running" and events.states.index(s) > 1)
+
+    # SIGTERM (pod deletion): ACPI power button; busybox ignores it, so destroy after the grace period
+    start = time.monotonic()
+    launcher.proc.send_signal(signal.SIGTERM)
+    final = events.wait(lambda s: s["final"], timeout=30)
+    took = time.monotonic() - start
+    assert final["reason"] == "Destroyed" and final["outcome"] == "Succeeded"
+    assert 1.5 <= took < 15
+    assert launcher.proc.wait(30) == 0
+    assert hashlib.sha256((cd / "disk.qcow2").read_bytes()).hexdigest() == before  # image never written
+    console.close()
+
+
+def test_qemu_killed_is_a_failure(launch, guest):
+    uid = str(uuid.uuid4())
+    launcher = launch("crash", uid, extra_args=("--accel", "tcg"))
+    client = LauncherClient(launcher.socket)
+    events = Events(launcher.socket)
+    client.sync(guest_mod.vmi("crash", guest, uid=uid))
+    events.wait(lambda s: s["status"] == "Running")
+    os.kill(launcher.qemu_pid(), signal.SIGKILL)
+    final = events.wait(lambda s: s["final"])
+    assert final["outcome"] == "Failed"
+    assert launcher.proc.wait(30) == 1
+
+
+def test_protocol_version_and_wrong_uid(launch, guest):
+    launcher = launch("proto", str(uuid.uuid4()), extra_args=("--accel", "tcg"))
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(launcher.socket)
+        s.sendall(b'{"version": 99}\n')
+        assert b'"ok":false' in s.recv(1000)
+    client = LauncherClient(launcher.socket)
+    with pytest.raises(LauncherError, match="does not match"):
+        client.sync(guest_mod.vmi("proto", guest, uid="someone-else"))
+    with pytest.raises(LauncherError, match="no domain"):
+        client.pause()
