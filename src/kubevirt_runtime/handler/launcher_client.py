@@ -114,26 +114,43 @@ class LauncherClient:
         return self.call("guestinfo")
 
 
+class Subscription:
+    """Domain states pushed by the launcher; iterate to receive them, close() from any thread."""
+
+    def __init__(self, socket_path: str, timeout: float = 10.0):
+        self.conn = _Conn(socket_path, timeout)
+        self.conn.send({"id": 1, "cmd": "subscribe"})
+        reply = self.conn.recv()
+        if not reply or not reply.get("ok"):
+            self.conn.close()
+            raise LauncherError(f"subscribe refused: {reply}")
+        self.conn.sock.settimeout(None)
+
+    def __iter__(self):
+        try:
+            while True:
+                try:
+                    message = self.conn.recv()
+                except (OSError, ValueError):
+                    return
+                if message is None:
+                    return
+                if message.get("event") == "domain":
+                    yield message["domain"]
+        finally:
+            self.conn.close()
+
+    def close(self):
+        try:
+            self.conn.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.conn.close()
+
+
 def subscribe(socket_path: str, timeout: float = 10.0):
     """Yields domain states as the launcher pushes them; ends when the launcher goes away."""
-    conn = _Conn(socket_path, timeout)
-    try:
-        conn.send({"id": 1, "cmd": "subscribe"})
-        reply = conn.recv()
-        if not reply or not reply.get("ok"):
-            raise LauncherError(f"subscribe refused: {reply}")
-        conn.sock.settimeout(None)
-        while True:
-            try:
-                message = conn.recv()
-            except OSError:
-                return
-            if message is None:
-                return
-            if message.get("event") == "domain":
-                yield message["domain"]
-    finally:
-        conn.close()
+    yield from Subscription(socket_path, timeout)
 
 
 class Console:

@@ -1,0 +1,109 @@
+"""virt-handler: the node agent (DaemonSet). Drives this node's launchers and writes VMI status.
+
+    virt-handler --node-name NODE [--kubeconfig PATH] [--kubelet-root /var/lib/kubelet]
+                 [--socket-path-template PATH] [--use-emulation]
+                 [--listen-address 0.0.0.0 --listen-port 8186 --tls-cert F --tls-key F --client-ca F
+                  --allowed-client-cn virt-api]
+
+Stopping or restarting it never stops a VM: the launchers keep their domains, and a new virt-handler
+finds them again and reconverges the status.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+
+from kubevirt_runtime.api.constants import NODE_NAME_LABEL
+from kubevirt_runtime.machinery.events import EventRecorder
+from kubevirt_runtime.machinery.informer import Informer
+from kubevirt_runtime.machinery.kubeconfig import load_api_client
+from kubevirt_runtime.machinery.logs import setup_logging
+from kubevirt_runtime.machinery.resource import PODS, VMIS, ResourceClient
+
+from .controller import VMIHandler
+from .locator import DEFAULT_KUBELET_ROOT, PodSocketLocator, TemplateSocketLocator
+
+log = logging.getLogger("virt-handler")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="virt-handler", description="KubeVirt's node agent.")
+    p.add_argument("--node-name", default=os.environ.get("NODE_NAME") or socket.gethostname(),
+                   help="this node (default: $NODE_NAME, else the hostname)")
+    p.add_argument("--kubeconfig", default=None, help="kubeconfig file (default: $KUBECONFIG, else in-cluster)")
+    p.add_argument("--kubelet-root", default=DEFAULT_KUBELET_ROOT, help="where the kubelet keeps pod volumes")
+    p.add_argument("--socket-path-template", default=None,
+                   help="find launcher sockets by this template ({namespace}, {name}, {uid}) instead of "
+                        "through launcher pods (launchers as local processes)")
+    p.add_argument("--use-emulation", action="store_true",
+                   default=os.environ.get("KUBEVIRT_USE_EMULATION", "").lower() in ("1", "true", "yes"),
+                   help="tell launchers to use TCG without probing KVM (KubeVirt's useEmulation)")
+    p.add_argument("--accel", choices=("kvm", "tcg"), default=None,
+                   help="tell launchers which accelerator to use (default: each launcher probes)")
+    p.add_argument("--workers", type=int, default=3)
+    p.add_argument("--listen-address", default="0.0.0.0")
+    p.add_argument("--listen-port", type=int, default=8186, help="mTLS port for virt-api (0: any free port)")
+    p.add_argument("--tls-cert", default=os.environ.get("HANDLER_TLS_CERT"))
+    p.add_argument("--tls-key", default=os.environ.get("HANDLER_TLS_KEY"))
+    p.add_argument("--client-ca", default=os.environ.get("HANDLER_CLIENT_CA"),
+                   help="CA that signs virt-api's client certificate")
+    p.add_argument("--allowed-client-cn", action="append", default=None,
+                   help="subject CN a client certificate must have (repeatable; default: any cert from the CA)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    return p.parse_args(argv)
+
+
+def build(args, api_client):
+    vmi_client = ResourceClient(api_client, VMIS)
+    informer = Informer(vmi_client, label_selector=f"{NODE_NAME_LABEL}={args.node_name}")
+    if args.socket_path_template:
+        locator = TemplateSocketLocator(args.socket_path_template)
+    else:
+        pods = Informer(ResourceClient(api_client, PODS), label_selector=PodSocketLocator.label_selector(),
+                        field_selector=f"spec.nodeName={args.node_name}")
+        locator = PodSocketLocator(pods, args.kubelet_root)
+    options = {"useEmulation": bool(args.use_emulation)}
+    if args.accel:
+        options["accel"] = args.accel
+    recorder = EventRecorder(api_client, "virt-handler", args.node_name)
+    return VMIHandler(vmi_client, informer, locator, args.node_name, recorder, options)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    setup_logging("virt-handler", args.log_level)
+    api_client = load_api_client(args.kubeconfig)
+    handler = build(args, api_client)
+    handler.locator.start()
+    handler.informer.start()
+    server = None
+    if args.tls_cert and args.tls_key and args.client_ca:
+        from .server import ConsoleServer
+        server = ConsoleServer(handler, args.listen_address, args.listen_port, args.tls_cert, args.tls_key,
+                               args.client_ca, args.allowed_client_cn or ()).start()
+        log.info("serving virt-api on %s:%s (mutual TLS)", args.listen_address, server.port)
+    else:
+        log.warning("no --tls-cert/--tls-key/--client-ca: the console and pause endpoints are off")
+    handler.informer.wait_for_sync()
+    handler.start_workers(args.workers)
+    log.info("virt-handler on node %s is running", args.node_name)
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *a: stop.set())
+    signal.signal(signal.SIGINT, lambda *a: stop.set())
+    stop.wait()
+    log.info("stopping (VMs keep running)")
+    handler.informer.stop()
+    handler.stop()
+    if server:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""The VMI status virt-handler wants, as a pure function of the VMI and its domain's state.
+
+virt-handler owns the phases from Scheduled on: Running while the domain exists (also paused), then
+Succeeded (the guest powered off, or it was stopped on request) or Failed (QEMU died, libvirt failed, the
+launcher vanished); the Paused and AgentConnected conditions; Ready when the guest starts and ends;
+status.interfaces and status.guestOSInfo. Conditions are only rewritten when their value changes, so
+the controller's reasons are kept and the two components never undo each other's writes.
+"""
+from __future__ import annotations
+
+import copy
+import datetime
+
+from kubevirt_runtime.api.constants import ConditionType, VMIPhase
+
+HANDLER_PHASES = (VMIPhase.SCHEDULED, VMIPhase.RUNNING)
+
+
+def now_iso() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def get_condition(status: dict, cond_type: str):
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == cond_type:
+            return cond
+    return None
+
+
+def ensure_condition(status: dict, cond_type: str, value: str, reason: str = "", message: str = "", now=None):
+    """Sets a condition unless it already has this status value."""
+    existing = get_condition(status, cond_type)
+    if existing and existing.get("status") == value:
+        return
+    cond = {"type": cond_type, "status": value, "reason": reason, "message": message,
+            "lastProbeTime": None, "lastTransitionTime": now or now_iso()}
+    conditions = status.setdefault("conditions", [])
+    if existing:
+        conditions[conditions.index(existing)] = cond
+    else:
+        conditions.append(cond)
+
+
+def drop_condition(status: dict, cond_type: str):
+    if get_condition(status, cond_type):
+        status["conditions"] = [c for c in status["conditions"] if c.get("type") != cond_type]
+
+
+def set_phase(status: dict, phase: str, now=None):
+    if status.get("phase") == phase:
+        return
+    status["phase"] = phase
+    status.setdefault("phaseTransitionTimestamps", []).append(
+        {"phase": phase, "phaseTransitionTimestamp": now or now_iso()})
+
+
+def desired_status(vmi: dict, domain: dict | None, launcher_gone: bool = False, now=None) -> dict:
+    """The status to write. `domain` is the launcher's last pushed state (None: not known yet);
+    `launcher_gone` means the launcher went away without reporting a final state."""
+    status = copy.deepcopy(vmi.get("status") or {})
+    phase = status.get("phase")
+    if phase not in HANDLER_PHASES:
+        return status
+    now = now or now_iso()
+    if launcher_gone and not (domain and domain.get("final")):
+        if phase == VMIPhase.RUNNING or (domain and domain.get("status") != "Missing"):
+            set_phase(status, VMIPhase.FAILED, now)
+            status["reason"] = "LauncherGone"
+            _ended(status, now, "the virt-launcher went away without reporting the guest's end")
+        return status
+    if not domain:
+        return status
+    state = domain.get("status")
+    if domain.get("final"):
+        outcome = domain.get("outcome") or VMIPhase.FAILED
+        set_phase(status, outcome, now)
+        if outcome == VMIPhase.FAILED:
+            status["reason"] = f"Domain{domain.get('reason') or 'Failed'}"
+        _ended(status, now, f"the guest ended: {state}/{domain.get('reason')}")
+        return status
+    if state == "Missing":
+        return status
+    set_phase(status, VMIPhase.RUNNING, now)
+    ensure_condition(status, ConditionType.READY, "True", "", "", now)
+    if state == "Paused":
+        reason = domain.get("reason") or "PausedByUser"
+        message = "VMI was paused by user" if reason == "PausedByUser" else f"VMI was paused ({reason})"
+        ensure_condition(status, ConditionType.PAUSED, "True", reason, message, now)
+    else:
+        drop_condition(status, ConditionType.PAUSED)
+    if domain.get("agentConnected"):
+        ensure_condition(status, ConditionType.AGENT_CONNECTED, "True", "", "", now)
+    else:
+        drop_condition(status, ConditionType.AGENT_CONNECTED)
+    if domain.get("interfaces") is not None and domain.get("interfaces") != status.get("interfaces"):
+        if domain["interfaces"]:
+            status["interfaces"] = domain["interfaces"]
+        else:
+            status.pop("interfaces", None)
+    if domain.get("guestOSInfo"):
+        status["guestOSInfo"] = domain["guestOSInfo"]
+    if not status.get("conditions"):
+        status.pop("conditions", None)
+    return status
+
+
+def _ended(status: dict, now, message: str):
+    ready = get_condition(status, ConditionType.READY)
+    if ready and ready.get("status") == "True":
+        ensure_condition(status, ConditionType.READY, "False", "GuestNotRunning", message, now)
+    drop_condition(status, ConditionType.PAUSED)
+    drop_condition(status, ConditionType.AGENT_CONNECTED)
+    if not status.get("conditions"):
+        status.pop("conditions", None)
+
+
+def status_patch(vmi: dict, new_status: dict) -> dict | None:
+    """A merge patch (with a resourceVersion precondition) that turns the VMI's status into `new_status`,
+    or None when nothing changes."""
+    old = vmi.get("status") or {}
+    if old == new_status:
+        return None
+    patch = {key: value for key, value in new_status.items() if old.get(key) != value}
+    for key in old:
+        if key not in new_status:
+            patch[key] = None
+    return {"metadata": {"resourceVersion": vmi["metadata"].get("resourceVersion")}, "status": patch}

@@ -1,0 +1,96 @@
+"""virt-handler's status computation: domain state -> VMI status."""
+import pytest
+
+from kubevirt_runtime.handler.status import desired_status, get_condition, status_patch
+
+NOW = "2026-01-01T00:00:00Z"
+
+
+def vmi(phase="Scheduled", conditions=None, **status):
+    st = {"phase": phase, "nodeName": "node1", **status}
+    if conditions is not None:
+        st["conditions"] = conditions
+    return {"metadata": {"name": "v", "namespace": "ns", "uid": "u1", "resourceVersion": "7"}, "spec": {},
+            "status": st}
+
+
+def domain(status="Running", reason="", final=False, outcome=None, **extra):
+    return {"status": status, "reason": reason, "final": final, "outcome": outcome, "interfaces": [],
+            "guestOSInfo": {}, "agentConnected": False, **extra}
+
+
+def cond(status, cond_type):
+    c = get_condition(status, cond_type)
+    return c and (c["status"], c.get("reason"))
+
+
+@pytest.mark.parametrize("phase,dom,gone,expected_phase", [
+    ("Scheduled", None, False, "Scheduled"),
+    ("Scheduled", domain("Missing"), False, "Scheduled"),
+    ("Scheduled", domain("Running"), False, "Running"),
+    ("Running", domain("Paused", "PausedByUser"), False, "Running"),
+    ("Running", domain("Shutdown"), False, "Running"),
+    ("Running", domain("Shutoff", "Shutdown", True, "Succeeded"), False, "Succeeded"),
+    ("Running", domain("Shutoff", "Destroyed", True, "Succeeded"), False, "Succeeded"),
+    ("Running", domain("Shutoff", "Failed", True, "Failed"), False, "Failed"),
+    ("Running", domain("Running"), True, "Failed"),
+    ("Running", domain("Shutoff", "Shutdown", True, "Succeeded"), True, "Succeeded"),
+    ("Scheduled", None, True, "Scheduled"),
+    ("Pending", domain("Running"), False, "Pending"),  # not ours
+    ("Succeeded", domain("Running"), False, "Succeeded"),  # final stays final
+])
+def test_phase(phase, dom, gone, expected_phase):
+    assert desired_status(vmi(phase), dom, launcher_gone=gone, now=NOW)["phase"] == expected_phase
+
+
+def test_running_sets_ready_and_records_transition():
+    st = desired_status(vmi("Scheduled"), domain("Running"), now=NOW)
+    assert cond(st, "Ready") == ("True", "")
+    assert st["phaseTransitionTimestamps"][-1] == {"phase": "Running", "phaseTransitionTimestamp": NOW}
+
+
+def test_paused_condition_comes_and_goes():
+    paused = desired_status(vmi("Running"), domain("Paused", "PausedByUser"), now=NOW)
+    assert cond(paused, "Paused") == ("True", "PausedByUser")
+    resumed = desired_status({**vmi("Running"), "status": paused}, domain("Running"), now=NOW)
+    assert get_condition(resumed, "Paused") is None
+
+
+def test_failed_reason_and_ready_false():
+    running = desired_status(vmi("Scheduled"), domain("Running"), now=NOW)
+    failed = desired_status({**vmi(), "status": running}, domain("Shutoff", "Failed", True, "Failed"), now=NOW)
+    assert failed["phase"] == "Failed" and failed["reason"] == "DomainFailed"
+    assert cond(failed, "Ready") == ("False", "GuestNotRunning")
+
+
+def test_launcher_gone_while_running():
+    st = desired_status(vmi("Running"), domain("Running"), launcher_gone=True, now=NOW)
+    assert st["phase"] == "Failed" and st["reason"] == "LauncherGone"
+
+
+def test_controller_conditions_are_kept():
+    ready = {"type": "Ready", "status": "True", "reason": "", "message": "", "lastProbeTime": None,
+             "lastTransitionTime": "2025-01-01T00:00:00Z"}
+    st = desired_status(vmi("Running", conditions=[ready]), domain("Running"), now=NOW)
+    assert st["conditions"] == [ready]  # same value: untouched, transition time kept
+
+
+def test_interfaces_and_guest_info():
+    ifaces = [{"name": "default", "mac": "02:00:00:00:00:01", "ipAddress": "10.244.0.5"}]
+    info = {"name": "Debian GNU/Linux", "id": "debian"}
+    st = desired_status(vmi("Running"), domain("Running", interfaces=ifaces, guestOSInfo=info,
+                                               agentConnected=True), now=NOW)
+    assert st["interfaces"] == ifaces and st["guestOSInfo"] == info
+    assert cond(st, "AgentConnected") == ("True", "")
+
+
+def test_status_patch():
+    v = vmi("Scheduled")
+    assert status_patch(v, v["status"]) is None
+    new = desired_status(v, domain("Running"), now=NOW)
+    patch = status_patch(v, new)
+    assert patch["metadata"] == {"resourceVersion": "7"}
+    assert patch["status"]["phase"] == "Running" and "nodeName" not in patch["status"]
+    gone = dict(v["status"])
+    del gone["nodeName"]
+    assert status_patch(v, gone)["status"] == {"nodeName": None}
