@@ -1,0 +1,106 @@
+#!/usr/bin/python
+"""Ansible module: the cluster's certificate authorities, certificates and key pairs."""
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: pki
+short_description: Make a cluster PKI (CAs, signed certificates, key pairs), idempotently
+description:
+  - Creates what is missing, renews what expires within 30 days or no longer matches the request
+    (subject, organizations, SANs, usages, issuer), and leaves the rest alone, so C(changed) is honest.
+  - Keys are ECDSA P-256. Runs where the C(cryptography) library is installed (the controller).
+options:
+  dir: {description: Directory holding NAME.crt / NAME.key files., type: path, required: true}
+  authorities:
+    description: CAs to ensure.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name: {type: str, required: true, description: File stem (may contain a sub directory).}
+      common_name: {type: str, required: true, description: Subject CN.}
+  certificates:
+    description: Certificates to ensure, each signed by one of the CAs.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name: {type: str, required: true, description: File stem.}
+      ca: {type: str, required: true, description: Stem of the signing CA.}
+      common_name: {type: str, required: true, description: Subject CN.}
+      organizations: {type: list, elements: str, default: [], description: Subject O (Kubernetes groups).}
+      usages: {type: list, elements: str, default: [client], choices: [client, server], description: Extended key usages.}
+      dns_names: {type: list, elements: str, default: [], description: DNS SANs.}
+      ip_addresses: {type: list, elements: str, default: [], description: IP SANs.}
+  key_pairs:
+    description: Bare key pairs (NAME.key + NAME.pub), e.g. for service-account tokens.
+    type: list
+    elements: str
+    default: []
+author: [kubevirt-ops developers]
+"""
+
+EXAMPLES = r"""
+- name: Cluster CA and the apiserver's serving certificate
+  kubevirt.ops.pki:
+    dir: /root/.local/state/kubevirt-ops/c1/pki
+    authorities: [{name: ca, common_name: kubernetes}]
+    certificates:
+      - {name: apiserver, ca: ca, common_name: kube-apiserver, usages: [server], ip_addresses: [10.96.0.1]}
+    key_pairs: [sa]
+"""
+
+RETURN = r"""
+created: {description: Stems of the files made or renewed in this run., type: list, returned: always}
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+try:
+    from ansible_collections.kubevirt.ops.plugins.module_utils import pki
+    HAS_CRYPTOGRAPHY = True
+except ImportError:
+    HAS_CRYPTOGRAPHY = False
+
+
+def main():
+    cert_spec = dict(
+        name=dict(type="str", required=True), ca=dict(type="str", required=True),
+        common_name=dict(type="str", required=True),
+        organizations=dict(type="list", elements="str", default=[]),
+        usages=dict(type="list", elements="str", default=["client"], choices=["client", "server"]),
+        dns_names=dict(type="list", elements="str", default=[]),
+        ip_addresses=dict(type="list", elements="str", default=[]),
+    )
+    module = AnsibleModule(
+        argument_spec=dict(
+            dir=dict(type="path", required=True),
+            authorities=dict(type="list", elements="dict", default=[], options=dict(
+                name=dict(type="str", required=True), common_name=dict(type="str", required=True))),
+            certificates=dict(type="list", elements="dict", default=[], options=cert_spec),
+            key_pairs=dict(type="list", elements="str", default=[], no_log=False),
+        ),
+        supports_check_mode=False,
+    )
+    if not HAS_CRYPTOGRAPHY:
+        module.fail_json(msg=missing_required_lib("cryptography"))
+    p = module.params
+    created = []
+    try:
+        for ca in p["authorities"]:
+            if pki.ensure_authority(p["dir"], ca["name"], ca["common_name"])[2]:
+                created.append(ca["name"])
+        for c in p["certificates"]:
+            if pki.ensure_certificate(p["dir"], c["name"], c["ca"], c["common_name"], c["organizations"],
+                                      c["usages"], c["dns_names"], c["ip_addresses"]):
+                created.append(c["name"])
+        for name in p["key_pairs"]:
+            if pki.ensure_key_pair(p["dir"], name):
+                created.append(name)
+    except ValueError as e:
+        module.fail_json(msg=str(e), created=created, changed=bool(created))
+    module.exit_json(changed=bool(created), created=created)
+
+
+if __name__ == "__main__":
+    main()

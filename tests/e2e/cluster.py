@@ -1,0 +1,80 @@
+"""Drive the real playbooks and inspect what a cluster leaves on this host."""
+import json
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+from tests.conftest import REPO
+
+CLUSTER_NAME = os.environ.get("CLUSTER_NAME", "kubevirt-ops")
+STATE_DIR = Path.home() / ".local" / "state" / "kubevirt-ops" / CLUSTER_NAME
+KUBECONFIG = STATE_DIR / "admin.kubeconfig"
+KUBECTL = STATE_DIR / "bin" / "kubectl"
+OWN_CHAIN_PREFIXES = ("KUBE-", "CNI-", "KUBEVIRT-OPS-")
+OWN_INTERFACE_PREFIXES = ("kvo-", "veth")
+
+
+def run_playbook(name, *extra, check=True, timeout=3600):
+    """Run playbooks/NAME.yml on the local inventory; returns (returncode, output, seconds)."""
+    venv_bin = REPO / ".venv" / "bin"
+    cmd = [str(venv_bin / "ansible-playbook"), "-i", str(REPO / "inventories" / "local"),
+           str(REPO / "playbooks" / f"{name}.yml"), *extra]
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_FORCE_COLOR="0", PATH=f"{venv_bin}:{os.environ['PATH']}")
+    start = time.monotonic()
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    took = time.monotonic() - start
+    output = proc.stdout + proc.stderr
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{name} failed ({proc.returncode}):\n{output[-6000:]}")
+    return proc.returncode, output, took
+
+
+def recap_changed(output):
+    """Sum of changed= over the PLAY RECAP lines."""
+    recap = output.split("PLAY RECAP", 1)[1]
+    return sum(int(n) for n in re.findall(r"changed=(\d+)", recap))
+
+
+def kubectl(*args, input=None, check=True, timeout=120):
+    proc = subprocess.run([str(KUBECTL), "--kubeconfig", str(KUBECONFIG), *args], input=input,
+                          capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)} failed: {proc.stderr}")
+    return proc.stdout
+
+
+def kubectl_json(*args):
+    return json.loads(kubectl(*args, "-o", "json"))
+
+
+def cluster_answers():
+    if not KUBECONFIG.exists() or not KUBECTL.exists():
+        return False
+    proc = subprocess.run([str(KUBECTL), "--kubeconfig", str(KUBECONFIG), "--request-timeout=5s", "get", "--raw", "/readyz"],
+                          capture_output=True, text=True)
+    return proc.returncode == 0
+
+
+def host_traces():
+    """What a cluster could leave behind: its interfaces, iptables chains, mounts and processes."""
+    links = json.loads(subprocess.run(["ip", "-j", "link"], capture_output=True, text=True, check=True).stdout)
+    interfaces = {link["ifname"] for link in links if link["ifname"].startswith(OWN_INTERFACE_PREFIXES)}
+    chains = set()
+    for table in ("filter", "nat", "mangle"):
+        save = subprocess.run(["iptables-save", "-t", table], capture_output=True, text=True).stdout
+        chains |= {f"{table}/{m}" for m in re.findall(r"^:(\S+)", save, re.M) if m.startswith(OWN_CHAIN_PREFIXES)}
+    with open("/proc/mounts") as f:
+        mounts = {line.split()[1] for line in f
+                  if line.split()[1].startswith(("/var/lib/kubelet", "/var/lib/kubevirt-ops", "/run/kubevirt-ops"))}
+    processes = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            exe = os.readlink(f"/proc/{pid}/exe")
+        except OSError:
+            continue
+        if exe.startswith(str(STATE_DIR)) or exe.endswith(("containerd-shim-runc-v2",)):
+            processes.add(f"{pid}:{exe}")
+    return {"interfaces": interfaces, "chains": chains, "mounts": mounts, "processes": processes}

@@ -1,0 +1,26 @@
+"""The e2e session brings the local cluster up once (or reuses one that is already up) and,
+if it made it, the last test module takes it down and checks that nothing is left."""
+import pytest
+
+from tests.e2e import cluster as c
+
+
+class ClusterSession:
+    def __init__(self):
+        self.created_here = False
+        self.traces_before = None
+        self.up_seconds = None
+        self.up_output = ""
+
+
+_session = ClusterSession()
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    if not _session.created_here and not c.cluster_answers():
+        _session.traces_before = c.host_traces()
+        _, _session.up_output, _session.up_seconds = c.run_playbook("cluster-up")
+        _session.created_here = True
+        print(f"\ncluster-up took {_session.up_seconds:.0f}s")
+    return _session
