@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-import socket
+import select
 import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -69,14 +69,6 @@ class _Server(ThreadingHTTPServer):
             log.info("TLS handshake with %s refused: %s", client_address, exc)
             request.close()
             return
-        cn = _peer_cn(request)
-        if self.allowed_cns and cn not in self.allowed_cns:
-            log.warning("client %s (CN %r) is not allowed", client_address, cn)
-            try:
-                request.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-            finally:
-                request.close()
-            return
         request.settimeout(None)
         self.RequestHandlerClass(request, client_address, self)
 
@@ -104,7 +96,18 @@ class _Handler(BaseHTTPRequestHandler):
         match = _PATH.match(self.path.split("?", 1)[0])
         return (match["ns"], match["name"], match["verb"]) if match else (None, None, None)
 
+    def _allowed(self) -> bool:
+        cn = _peer_cn(self.request)
+        if self.server.allowed_cns and cn not in self.server.allowed_cns:
+            log.warning("client %s (CN %r) is not allowed", self.client_address, cn)
+            self._error(403, f"client certificate CN {cn!r} is not allowed")
+            self.close_connection = True
+            return False
+        return True
+
     def do_GET(self):  # noqa: N802 - http.server's naming
+        if not self._allowed():
+            return
         if self.path.split("?", 1)[0] == "/healthz":
             return self._json(200, {"status": "ok"})
         ns, name, verb = self._route()
@@ -118,6 +121,8 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             self.rfile.read(length)
+        if not self._allowed():
+            return
         ns, name, verb = self._route()
         if verb in ("pause", "unpause"):
             return self._command(ns, name, verb)
@@ -169,58 +174,47 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         log.info("console of %s/%s opened by %s", ns, name, self.client_address[0])
-        done = threading.Event()
-        lock = threading.Lock()
-
-        def guest_to_client():
-            try:
-                while not done.is_set():
-                    data = console.recv(65536)
-                    if not data:
-                        break
-                    with lock:
-                        protocol.send_binary(data)
-                        self._flush(protocol)
-            except OSError:
-                pass
-            finally:
-                done.set()
-                with lock:
-                    try:
-                        protocol.send_close(1000, "console closed")
-                        self._flush(protocol)
-                    except Exception:
-                        pass
-                try:
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-        pump = threading.Thread(target=guest_to_client, daemon=True)
-        pump.start()
         try:
-            while not done.is_set():
-                data = self.rfile.read1(65536)
+            self._pump(protocol, console)
+        except (OSError, ssl.SSLError) as exc:
+            log.debug("console of %s/%s: %s", ns, name, exc)
+        finally:
+            console.close()
+            self.close_connection = True
+            log.info("console of %s/%s closed", ns, name)
+
+    def _pump(self, protocol, console):
+        """One thread moves bytes both ways (an SSL socket must not be read and written concurrently)."""
+        tls = self.connection
+        pending = console.recv(65536) if console._pending else b""
+        if pending:
+            protocol.send_binary(pending)
+            self._flush(protocol)
+        while True:
+            if tls.pending():
+                readable = [tls]
+            else:
+                readable, _, _ = select.select([tls, console.sock], [], [], 30)
+            if tls in readable:
+                data = tls.recv(65536)
                 if not data:
-                    protocol.receive_eof()
-                    break
-                with lock:
-                    protocol.receive_data(data)
-                    frames = protocol.events_received()
-                    self._flush(protocol)  # pongs, close replies
-                for frame in frames:
+                    return
+                protocol.receive_data(data)
+                for frame in protocol.events_received():
                     if frame.opcode in (Opcode.BINARY, Opcode.TEXT, Opcode.CONT):
                         console.sendall(frame.data)
                     elif frame.opcode == Opcode.CLOSE:
-                        done.set()
-        except OSError:
-            pass
-        finally:
-            done.set()
-            console.close()
-            pump.join(5)
-            self.close_connection = True
-            log.info("console of %s/%s closed", ns, name)
+                        self._flush(protocol)
+                        return
+                self._flush(protocol)  # pongs
+            if console.sock in readable:
+                data = console.recv(65536)
+                if not data:
+                    protocol.send_close(1000, "console closed")
+                    self._flush(protocol)
+                    return
+                protocol.send_binary(data)
+                self._flush(protocol)
 
     def _flush(self, protocol):
         for chunk in protocol.data_to_send():
