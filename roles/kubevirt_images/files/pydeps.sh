@@ -1,0 +1,16 @@
+#!/bin/sh
+# pydeps.sh DEST VENV SITE PYVER PLATFORM REQUIREMENTS CONSTRAINTS
+# The pinned runtime Python dependencies as a layer tree at DEST: manylinux wheels installed with
+# the venv's pip into DEST/SITE (for the image's CPython PYVER), byte-compiled with hash-based
+# .pyc (valid whatever the mtimes in the layer), without the host-shebang scripts pip writes.
+set -eu
+dest=$1 venv=$2 site=$3 pyver=$4 platform=$5 requirements=$6 constraints=$7
+tmp="$dest.tmp"
+rm -rf "$tmp"
+mkdir -p "$tmp$site"
+"$venv/bin/pip" install --quiet --no-compile --target "$tmp$site" --platform "$platform" \
+  --only-binary=:all: --python-version "$pyver" --implementation cp -r "$requirements" -c "$constraints" >/dev/null
+rm -rf "$tmp$site/bin" "$tmp$site"/*.dist-info/direct_url.json
+"$venv/bin/python" -m compileall -q -j 0 --invalidation-mode unchecked-hash -s "$tmp" -p / "$tmp$site" >/dev/null
+rm -rf "$dest"
+mv "$tmp" "$dest"
