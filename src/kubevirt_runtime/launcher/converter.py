@@ -68,7 +68,7 @@ class ConverterContext:
     disks: dict = field(default_factory=dict)  # volume name -> DiskSource
     serial_socket: str = "/var/run/kubevirt-private/virt-serial0"
     serial_log: str | None = None
-    tb_cache_mib: int | None = 64  # TCG translation cache; None = QEMU's default
+    tb_cache_mib: int | None = 16  # TCG translation cache (MiB); None = QEMU's default
     ovmf_code: str = "/usr/share/OVMF/OVMF_CODE_4M.fd"
     ovmf_code_secure: str = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"
     ovmf_vars: str = "/usr/share/OVMF/OVMF_VARS_4M.fd"
@@ -360,6 +360,7 @@ def convert(vmi: dict, ctx: ConverterContext) -> str:
     devices_el = _sub(dom, "devices")
     _sub(devices_el, "emulator", ctx.emulator)
     _disks(devices_el, vmi, ctx)
+    _sub(devices_el, "controller", type="usb", index=0, model="none")  # nothing uses it; saves memory
     if devices.get("autoattachSerialConsole", True) is not False:
         serial = _sub(devices_el, "serial", type="unix")
         _sub(serial, "source", mode="bind", path=ctx.serial_socket)

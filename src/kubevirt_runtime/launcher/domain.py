@@ -137,7 +137,7 @@ class ConsoleRelay:
 class DomainManager:
     def __init__(self, conn: libvirt.virConnect, name: str, namespace: str, uid: str, private_dir: Path,
                  container_disk_dir: Path, grace_period: int, accel: str | None = None,
-                 use_emulation: bool = False, tb_cache_mib: int | None = 64):
+                 use_emulation: bool = False, tb_cache_mib: int | None = 16):
         self.conn = conn
         self.name, self.namespace, self.uid = name, namespace, uid
         self.private_dir, self.container_disk_dir = private_dir, container_disk_dir

@@ -35,7 +35,7 @@ def parse_args(argv=None):
     p.add_argument("--use-emulation", action="store_true",
                    default=os.environ.get("KUBEVIRT_USE_EMULATION", "").lower() in ("1", "true", "yes"),
                    help="always use TCG (like KubeVirt's useEmulation)")
-    p.add_argument("--tb-cache-mib", type=int, default=int(os.environ.get("KUBEVIRT_TB_CACHE_MIB", "64")),
+    p.add_argument("--tb-cache-mib", type=int, default=int(os.environ.get("KUBEVIRT_TB_CACHE_MIB", "16")),
                    help="TCG translation cache size in MiB (0: QEMU's default)")
     p.add_argument("--no-namespace", action="store_true",
                    help="do not unshare a mount namespace (libvirt dirs are shared with the host)")

@@ -338,6 +338,10 @@ def test_guest_agent_channel_and_balloon():
     assert xml(vmi(), ConverterContext(memballoon=False)).find("devices/memballoon").get("model") == "none"
 
 
+def test_no_usb_controller():
+    assert xml(vmi()).find("devices/controller[@type='usb']").get("model") == "none"
+
+
 def test_pure():
     obj = disks_vmi()
     before = copy.deepcopy(obj)
