@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
 # Installs what virt-launcher / virt-handler need on this host (for tests and benchmarks):
-# a libvirt daemon with the QEMU driver (virtqemud is used, no libvirtd/virtlogd needed),
+# libvirtd with the QEMU driver (Debian 12 has no modular virtqemud; virtlogd is not needed),
 # QEMU for x86 including its TCG accelerator module, qemu-img, an ISO writer for cloud-init
-# NoCloud disks, and what the test guest is built from (busybox-static; the kernel package is
-# downloaded and unpacked by tests/integration/guest.py, never installed).
+# NoCloud disks and OVMF for EFI guests. The test guest's kernel and busybox are downloaded and
+# unpacked by tests/integration/guest.py (apt-get download + dpkg-deb), never installed.
 # Idempotent: installs only what is missing, runs apt-get update only if it has to install.
 set -euo pipefail
 
 pkgs=(
-  libvirt-daemon               # virtqemud + its config
-  libvirt-daemon-driver-qemu   # the QEMU driver module of virtqemud
-  qemu-system-x86              # qemu-system-x86_64 (carries accel-tcg-x86_64.so in Debian 12)
+  libvirt-daemon               # /usr/sbin/libvirtd
+  libvirt-daemon-driver-qemu   # its QEMU driver module (the only one the launcher loads)
+  qemu-system-x86              # qemu-system-x86_64
+  qemu-system-common           # accel-tcg-x86_64.so: Debian builds TCG as a loadable module
   qemu-utils                   # qemu-img: overlays for containerDisks, emptyDisk images
   genisoimage                  # cloud-init NoCloud ISO
-  busybox-static               # test guest initramfs
   ovmf                         # EFI firmware for firmware.bootloader.efi
 )
 

@@ -95,6 +95,12 @@ def free_port():
         return s.getsockname()[1]
 
 
+def test_probe_guest_runs_under_tcg():
+    from kubevirt_runtime.launcher.accel import probe_guest
+    ok, detail = probe_guest("tcg", timeout=20)
+    assert ok, detail
+
+
 def test_boot_to_console_marker_then_guest_poweroff(launch, guest):
     uid = str(uuid.uuid4())
     launcher = launch("boot", uid)

@@ -40,7 +40,7 @@ PROBE = bytes.fromhex(
     "00000000009a200000000000009200001700e8001000")
 
 
-def probe_guest(accel: str, emulator: str = DEFAULT_EMULATOR, timeout: float = 3.0) -> tuple[bool, str]:
+def probe_guest(accel: str, emulator: str = DEFAULT_EMULATOR, timeout: float = 2.0) -> tuple[bool, str]:
     """Boots the probe under `accel`; (True, detail) if it completed within `timeout` seconds."""
     with tempfile.NamedTemporaryFile(prefix="kvm-probe-", suffix=".bin") as image:
         image.write(PROBE)
@@ -63,7 +63,7 @@ def probe_guest(accel: str, emulator: str = DEFAULT_EMULATOR, timeout: float = 3
 
 
 def choose_accel(use_emulation: bool = False, emulator: str = DEFAULT_EMULATOR,
-                 timeout: float = 3.0) -> tuple[str, str]:
+                 timeout: float = 2.0) -> tuple[str, str]:
     """("kvm" | "tcg", why)."""
     if use_emulation:
         return "tcg", "emulation forced (useEmulation)"
