@@ -1,0 +1,76 @@
+"""The pure parts of the demo-disk builder (roles/kubevirt_images/files/build_demo_disk.py)."""
+import gzip
+import importlib.util
+
+import pytest
+
+from tests.conftest import REPO
+
+_spec = importlib.util.spec_from_file_location(
+    "build_demo_disk", REPO / "roles" / "kubevirt_images" / "files" / "build_demo_disk.py")
+bdd = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bdd)
+
+
+def test_modinfo_depends_reads_the_modinfo_string():
+    data = b"\x7fELF...\0license=GPL\0depends=virtio,virtio_ring,net-failover\0intree=Y\0name=virtio_net\0"
+    assert bdd.modinfo_depends(data) == ["virtio", "virtio_ring", "net_failover"]
+    assert bdd.modinfo_depends(b"\0depends=\0name=x\0") == []
+    assert bdd.modinfo_depends(b"\0name=x\0") == []
+
+
+def test_load_order_puts_dependencies_first_once_and_skips_builtins():
+    modules = {
+        "virtio_net": ("kernel/drivers/net/virtio_net.ko", ["net_failover", "virtio_ring"]),
+        "net_failover": ("kernel/drivers/net/net_failover.ko", ["failover"]),
+        "failover": ("kernel/net/core/failover.ko", []),
+        "virtio_ring": ("kernel/drivers/virtio/virtio_ring.ko", []),
+        "virtio_blk": ("kernel/drivers/block/virtio_blk.ko", ["virtio_ring"]),
+    }
+    order = bdd.load_order(["virtio-net", "virtio_blk", "af_packet", "isofs"], modules, builtin={"isofs"})
+    assert order == ["kernel/net/core/failover.ko", "kernel/drivers/net/net_failover.ko",
+                     "kernel/drivers/virtio/virtio_ring.ko", "kernel/drivers/net/virtio_net.ko",
+                     "kernel/drivers/block/virtio_blk.ko"]
+
+
+def test_load_order_rejects_cycles():
+    with pytest.raises(ValueError, match="cycle"):
+        bdd.load_order(["a"], {"a": ("a.ko", ["b"]), "b": ("b.ko", ["a"])}, builtin=set())
+
+
+def test_parse_modules_dep():
+    deps = bdd.parse_modules_dep("kernel/a/virtio_net.ko: kernel/b/net_failover.ko kernel/c/failover.ko\n"
+                                 "kernel/c/failover.ko:\n")
+    assert deps == {"virtio_net": ("kernel/a/virtio_net.ko", ["net_failover", "failover"]),
+                    "failover": ("kernel/c/failover.ko", [])}
+
+
+def test_mbr_partition_table_is_one_bootable_lba_partition():
+    table = bdd.mbr_partition_table(2048, 49152)
+    assert len(table) == 66 and table[-2:] == b"\x55\xaa"
+    assert table[0] == 0x80 and table[4] == 0x0E
+    assert int.from_bytes(table[8:12], "little") == 2048 and int.from_bytes(table[12:16], "little") == 49152
+    assert table[16:64] == b"\0" * 48
+
+
+def test_initramfs_holds_busybox_init_and_modules_in_load_order():
+    image = gzip.decompress(bdd.initramfs(b"BUSYBOX", [("virtio_ring", b"A"), ("virtio_blk", b"B")]))
+    assert image.startswith(b"070701") and b"TRAILER!!!" in image
+    for name in (b"init\0", b"bin/busybox\0", b"dev/console\0", b"etc/udhcpc.script\0", b"www/index.html\0",
+                 b"lib/modules/virtio_ring.ko\0", b"lib/modules/load-order\0"):
+        assert name in image
+    assert b"virtio_ring\nvirtio_blk\n" in image
+    # reproducible: same inputs, same bytes (the layer digest only changes with its inputs)
+    assert bdd.initramfs(b"BUSYBOX", []) == bdd.initramfs(b"BUSYBOX", [])
+
+
+def test_init_script_does_what_the_demo_promises():
+    assert bdd.READY_MARKER == "kubevirt-ops demo: login ready"
+    init = bdd.INIT
+    assert 'log "login ready"' in init and "log() { echo \"kubevirt-ops demo: $*\"; }" in init
+    assert "udhcpc -i eth0" in init and "10.0.2.2/24" in init and "via 10.0.2.1" in init
+    assert "= cidata" in init and "mount -t iso9660" in init
+    assert '"#!"' in init and "/run/user-data" in init
+    assert "httpd -p 80 -h /www" in init
+    assert init.index("udhcpc") < init.index("/run/user-data") < init.index('log "login ready"')
+    assert "console=ttyS0" in bdd.SYSLINUX_CFG and "INITRD /initrd.gz" in bdd.SYSLINUX_CFG
