@@ -9,7 +9,10 @@ Contract with virt-handler and virt-launcher (keep in sync with them):
 - container ``compute`` runs ``virt-launcher --name --namespace --uid --socket-dir --grace-period``;
 - emptyDirs ``sockets`` (/var/run/kubevirt/sockets, the handler finds launcher.sock there),
   ``private`` (/var/run/kubevirt-private), ``container-disks`` (/var/run/kubevirt/container-disks);
-- one init container per containerDisk volume copies /disk/* to container-disks/<volume name>/;
+- containerDisk images may be FROM scratch (no shell, as upstream's are): the first init container,
+  ``container-disk-binary``, runs the launcher image to copy its static /bin/busybox into the emptyDir
+  ``container-disk-binary`` (/var/run/kubevirt/bin); then one init container per containerDisk volume,
+  from that volume's image, runs that busybox to copy /disk/* to container-disks/<volume name>/;
 - persistentVolumeClaim volumes are mounted at /var/run/kubevirt-private/vmi-disks/<volume name>;
 - the compute container is privileged for now: libvirt and QEMU need /dev/kvm, /dev/net/tun and
   CAP_NET_ADMIN (masquerade NAT inside the pod). Tightening to named devices and capabilities is open.
@@ -22,6 +25,10 @@ from ..api.quantity import cpu_millis, format_cpu, format_memory, memory_bytes
 from .config import (CONTAINER_DISK_DIR, LAUNCHER_CPU_OVERHEAD, LAUNCHER_EXTRA_GRACE_SECONDS,
                      LAUNCHER_MEMORY_OVERHEAD, PRIVATE_DIR, PVC_DISK_DIR, SOCKET_DIR, ControllerConfig)
 
+# Where the first init container leaves a static busybox for the containerDisk copy containers.
+BIN_DIR = "/var/run/kubevirt/bin"
+BUSYBOX = f"{BIN_DIR}/busybox"
+LAUNCHER_BUSYBOX = "/bin/busybox"  # static (Debian's busybox-static) in the launcher image
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # the alphabet of the API server's generateName
 
 
@@ -57,15 +64,30 @@ def launcher_resources(vmi):
     return out
 
 
+def _binary_init(config):
+    """Copies the launcher image's static busybox into the shared bin emptyDir."""
+    return {
+        "name": "container-disk-binary",
+        "image": config.launcher_image,
+        "imagePullPolicy": config.launcher_pull_policy,
+        "command": [LAUNCHER_BUSYBOX, "cp", LAUNCHER_BUSYBOX, BUSYBOX],
+        "volumeMounts": [{"name": "container-disk-binary", "mountPath": BIN_DIR}],
+        "resources": {"requests": {"cpu": "10m", "memory": "40Mi"}},
+    }
+
+
 def _container_disk_init(index, volume, config):
+    """Copies /disk/* of a containerDisk image with the shared busybox (the image needs no shell).
+    busybox sh expands the glob itself; every tool is called through busybox, not looked up in PATH."""
     name, disk = volume["name"], volume["containerDisk"]
     target = f"{CONTAINER_DISK_DIR}/{name}"
     return {
         "name": f"container-disk-{index}",
         "image": disk["image"],
         "imagePullPolicy": disk.get("imagePullPolicy", "IfNotPresent"),
-        "command": ["sh", "-c", f"mkdir -p {target} && cp /disk/* {target}/"],
-        "volumeMounts": [{"name": "container-disks", "mountPath": CONTAINER_DISK_DIR}],
+        "command": [BUSYBOX, "sh", "-c", f"{BUSYBOX} mkdir -p {target} && {BUSYBOX} cp /disk/* {target}/"],
+        "volumeMounts": [{"name": "container-disks", "mountPath": CONTAINER_DISK_DIR},
+                         {"name": "container-disk-binary", "mountPath": BIN_DIR, "readOnly": True}],
         "resources": {"requests": {"cpu": "10m", "memory": "40Mi"}},
     }
 
@@ -110,7 +132,8 @@ def render_launcher_pod(vmi, config=None):
         "volumes": volumes,
     }
     if init_containers:
-        pod_spec["initContainers"] = init_containers
+        pod_spec["initContainers"] = [_binary_init(config)] + init_containers
+        volumes.append({"name": "container-disk-binary", "emptyDir": {}})
     for key in ("nodeSelector", "tolerations", "affinity"):
         if spec.get(key):
             pod_spec[key] = spec[key]

@@ -38,8 +38,9 @@ def test_pod_matches_the_handler_contract():
     assert "/var/run/kubevirt-private/vmi-disks/data" in mounts.values()
     assert {"name": "sockets", "emptyDir": {}} in spec["volumes"]
     init = spec["initContainers"]
-    assert len(init) == 1 and init[0]["image"] == "example/cirros:latest"
-    assert "cp /disk/* /var/run/kubevirt/container-disks/root/" in init[0]["command"][2]
+    assert [c["name"] for c in init] == ["container-disk-binary", "container-disk-0"]
+    assert init[1]["image"] == "example/cirros:latest"
+    assert "cp /disk/* /var/run/kubevirt/container-disks/root/" in init[1]["command"][-1]
     assert spec["nodeSelector"] == {"disk": "ssd"} and spec["tolerations"] and spec["affinity"]
 
 
@@ -54,3 +55,32 @@ def test_resources_add_overhead():
     vmi = default_vmi(VMI)
     vmi["spec"]["domain"]["resources"]["limits"] = {"memory": "2Gi", "cpu": "2"}
     assert launcher_resources(vmi)["limits"] == {"memory": "2198Mi", "cpu": "2100m"}
+
+
+def test_container_disks_need_no_shell_in_their_image():
+    """Upstream containerDisks are FROM scratch: the copy runs the launcher image's static busybox."""
+    spec = render_launcher_pod(default_vmi(VMI), ControllerConfig(launcher_image="img:1",
+                                                                  launcher_pull_policy="Never"))["spec"]
+    binary, copy = spec["initContainers"]
+    assert binary["image"] == "img:1" and binary["imagePullPolicy"] == "Never"
+    assert binary["command"] == ["/bin/busybox", "cp", "/bin/busybox", "/var/run/kubevirt/bin/busybox"]
+    assert binary["volumeMounts"] == [{"name": "container-disk-binary", "mountPath": "/var/run/kubevirt/bin"}]
+    assert {"name": "container-disk-binary", "emptyDir": {}} in spec["volumes"]
+    assert copy["command"][:3] == ["/var/run/kubevirt/bin/busybox", "sh", "-c"]
+    script = copy["command"][3]
+    # every tool goes through busybox by path: nothing is looked up in the (empty) image
+    for tool in ("mkdir", "cp"):
+        assert f"/var/run/kubevirt/bin/busybox {tool} " in script
+    mounts = {m["name"]: m for m in copy["volumeMounts"]}
+    assert mounts["container-disk-binary"]["readOnly"] is True
+    assert mounts["container-disks"]["mountPath"] == "/var/run/kubevirt/container-disks"
+    # the compute container does not need the bin dir
+    assert "container-disk-binary" not in {m["name"] for m in spec["containers"][0]["volumeMounts"]}
+
+
+def test_no_init_containers_without_container_disks():
+    vmi = default_vmi(dict(VMI, spec=dict(VMI["spec"], volumes=[
+        {"name": "data", "persistentVolumeClaim": {"claimName": "pvc1"}}])))
+    spec = render_launcher_pod(vmi)["spec"]
+    assert "initContainers" not in spec
+    assert all(v["name"] != "container-disk-binary" for v in spec["volumes"])
