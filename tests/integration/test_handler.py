@@ -314,3 +314,16 @@ def test_qemu_killed_fails_and_deletion_stops(control_plane, api_client, namespa
     wait_vmi(client2, namespace, "gamma", lambda v: v["status"].get("phase") == "Running", what="Running")
     client2.delete("gamma", namespace)
     assert launcher2.proc.wait(60) == 0
+
+
+def test_sync_failure_is_reported(control_plane, api_client, namespace, guest, handler, launchers):
+    handler()
+    client, created = create_scheduled_vmi(
+        api_client, namespace, "delta", guest, disks=[{"name": "root", "disk": {"bus": "virtio"}}],
+        volumes=[{"name": "root", "containerDisk": {"image": "example/missing:1"}}])
+    launchers(created)  # the init container "forgot" to copy the disk
+    vmi = wait_vmi(client, namespace, "delta", lambda v: condition(v, "Synchronized") == "False", 60,
+                   "Synchronized=False")
+    assert vmi["status"]["phase"] == "Scheduled"
+    sync = next(c for c in vmi["status"]["conditions"] if c["type"] == "Synchronized")
+    assert "containerDisk" in sync["message"]

@@ -19,7 +19,7 @@ from kubevirt_runtime.machinery.store import object_key, split_key
 from kubevirt_runtime.machinery.workqueue import RateLimitingQueue
 
 from .launcher_client import LauncherClient, LauncherError, Subscription
-from .status import desired_status, status_patch
+from .status import desired_status, now_iso, status_patch
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +224,11 @@ class VMIHandler(Reconciler):
                 self._event(vmi, "Normal", "ShuttingDown", "Signaled Graceful Shutdown")
             elif domain.get("status") == "Missing" and phase == VMIPhase.SCHEDULED and not deleting:
                 log.info("syncing %s to its launcher", key)
-                result = self._client(uid, watch.path).sync(vmi, self.sync_options)
+                try:
+                    result = self._client(uid, watch.path).sync(vmi, self.sync_options)
+                except LauncherError as exc:
+                    self._sync_failed(vmi, str(exc))
+                    raise
                 with self.lock:
                     current = self.domains.get(uid)
                     if current is None or current.get("status") == "Missing":
@@ -249,6 +253,20 @@ class VMIHandler(Reconciler):
             reason = {"Running": "Started", "Succeeded": "Stopped", "Failed": "Failed"}.get(new_phase, new_phase)
             self._event(vmi, "Warning" if new_phase == VMIPhase.FAILED else "Normal", reason,
                         f"VirtualMachineInstance {new_phase.lower()}.")
+
+    def _sync_failed(self, vmi, message):
+        """Like upstream: the VMI stays Scheduled with Synchronized=False saying why; the key is retried
+        with backoff."""
+        self._event(vmi, "Warning", "SyncFailed", message)
+        status = dict(vmi.get("status") or {})
+        conditions = [c for c in status.get("conditions") or [] if c.get("type") != "Synchronized"]
+        conditions.append({"type": "Synchronized", "status": "False", "reason": "SyncFailed", "message": message,
+                           "lastProbeTime": None, "lastTransitionTime": now_iso()})
+        meta = vmi["metadata"]
+        try:
+            self.client.patch_status(meta["name"], {"status": {"conditions": conditions}}, meta["namespace"])
+        except ApiError as exc:
+            log.info("could not record the sync failure of %s: %s", object_key(vmi), exc)
 
     def _event(self, vmi, kind, reason, message):
         if self.recorder is not None:

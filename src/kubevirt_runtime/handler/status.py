@@ -82,6 +82,7 @@ def desired_status(vmi: dict, domain: dict | None, launcher_gone: bool = False, 
         return status
     set_phase(status, VMIPhase.RUNNING, now)
     ensure_condition(status, ConditionType.READY, "True", "", "", now)
+    drop_condition(status, ConditionType.SYNCHRONIZED)
     if state == "Paused":
         reason = domain.get("reason") or "PausedByUser"
         message = "VMI was paused by user" if reason == "PausedByUser" else f"VMI was paused ({reason})"

@@ -94,3 +94,9 @@ def test_status_patch():
     gone = dict(v["status"])
     del gone["nodeName"]
     assert status_patch(v, gone)["status"] == {"nodeName": None}
+
+
+def test_running_clears_a_sync_failure():
+    failed_sync = {"type": "Synchronized", "status": "False", "reason": "SyncFailed", "message": "x"}
+    st = desired_status(vmi("Scheduled", conditions=[failed_sync]), domain("Running"), now=NOW)
+    assert get_condition(st, "Synchronized") is None
