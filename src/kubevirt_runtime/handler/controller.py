@@ -236,7 +236,8 @@ class VMIHandler(Reconciler):
                     else:
                         domain = current
                 self._event(vmi, "Normal", "Created", f"VirtualMachineInstance defined ({result.get('message', '')}).")
-        new_status = desired_status(vmi, domain, launcher_gone=gone)
+        outcome = self.locator.outcome(vmi) if gone else None
+        new_status = desired_status(vmi, domain, launcher_gone=gone, gone_outcome=outcome)
         patch = status_patch(vmi, new_status)
         if patch is None:
             return

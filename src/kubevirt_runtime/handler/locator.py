@@ -24,6 +24,9 @@ class TemplateSocketLocator:
         path = self.template.format(namespace=meta.get("namespace"), name=meta.get("name"), uid=meta.get("uid"))
         return path if os.path.exists(path) else None
 
+    def outcome(self, vmi: dict) -> str | None:
+        return None
+
     def start(self):
         return self
 
@@ -47,6 +50,18 @@ class PodSocketLocator:
                                 "kubernetes.io~empty-dir", "sockets", "launcher.sock")
             if os.path.exists(path):
                 return path
+        return None
+
+    def outcome(self, vmi: dict) -> str | None:
+        """Succeeded / Failed from the launcher pod's end (the launcher exits 0 after a clean guest
+        shutdown or a requested stop), for when the launcher's last event was missed."""
+        uid = (vmi.get("metadata") or {}).get("uid")
+        for pod in self.pods.store.list():
+            if (pod.get("metadata", {}).get("labels") or {}).get(CREATED_BY_LABEL) != uid:
+                continue
+            phase = (pod.get("status") or {}).get("phase")
+            if phase in ("Succeeded", "Failed"):
+                return phase
         return None
 
     def start(self):

@@ -54,9 +54,11 @@ def set_phase(status: dict, phase: str, now=None):
         {"phase": phase, "phaseTransitionTimestamp": now or now_iso()})
 
 
-def desired_status(vmi: dict, domain: dict | None, launcher_gone: bool = False, now=None) -> dict:
+def desired_status(vmi: dict, domain: dict | None, launcher_gone: bool = False, now=None,
+                   gone_outcome: str | None = None) -> dict:
     """The status to write. `domain` is the launcher's last pushed state (None: not known yet);
-    `launcher_gone` means the launcher went away without reporting a final state."""
+    `launcher_gone` means the launcher went away without reporting a final state; `gone_outcome` is
+    how its pod ended, when known (Succeeded: exit 0)."""
     status = copy.deepcopy(vmi.get("status") or {})
     phase = status.get("phase")
     if phase not in HANDLER_PHASES:
@@ -64,9 +66,13 @@ def desired_status(vmi: dict, domain: dict | None, launcher_gone: bool = False, 
     now = now or now_iso()
     if launcher_gone and not (domain and domain.get("final")):
         if phase == VMIPhase.RUNNING or (domain and domain.get("status") != "Missing"):
-            set_phase(status, VMIPhase.FAILED, now)
-            status["reason"] = "LauncherGone"
-            _ended(status, now, "the virt-launcher went away without reporting the guest's end")
+            if gone_outcome == VMIPhase.SUCCEEDED:
+                set_phase(status, VMIPhase.SUCCEEDED, now)
+                _ended(status, now, "the virt-launcher pod completed")
+            else:
+                set_phase(status, VMIPhase.FAILED, now)
+                status["reason"] = "LauncherGone"
+                _ended(status, now, "the virt-launcher went away without reporting the guest's end")
         return status
     if not domain:
         return status

@@ -40,3 +40,9 @@ def test_template_locator(tmp_path):
     sock.parent.mkdir(parents=True)
     sock.touch()
     assert locator.locate(VMI) == str(sock)
+
+
+def test_pod_outcome(tmp_path):
+    informer = FakeInformer([pod("cur", "pod-uid-2", "vmi-uid", "Succeeded")])
+    assert PodSocketLocator(informer, str(tmp_path)).outcome(VMI) == "Succeeded"
+    assert TemplateSocketLocator("/nowhere/{name}").outcome(VMI) is None

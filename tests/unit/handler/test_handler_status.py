@@ -100,3 +100,9 @@ def test_running_clears_a_sync_failure():
     failed_sync = {"type": "Synchronized", "status": "False", "reason": "SyncFailed", "message": "x"}
     st = desired_status(vmi("Scheduled", conditions=[failed_sync]), domain("Running"), now=NOW)
     assert get_condition(st, "Synchronized") is None
+
+
+@pytest.mark.parametrize("pod_outcome,phase", [("Succeeded", "Succeeded"), ("Failed", "Failed"), (None, "Failed")])
+def test_launcher_gone_uses_the_pods_end(pod_outcome, phase):
+    st = desired_status(vmi("Running"), domain("Running"), launcher_gone=True, gone_outcome=pod_outcome, now=NOW)
+    assert st["phase"] == phase
