@@ -3,7 +3,7 @@
 
 Usage: kvo-supervise.py SPEC_JSON
 
-SPEC_JSON holds {"name", "argv", "env", "log", "pidfile", "child_pidfile", "cwd"}.
+SPEC_JSON holds {"name", "argv", "env", "log", "pidfile", "child_pidfile", "cwd", "stop_grace"}.
 The supervisor detaches, records its own pid in pidfile and the daemon's in
 child_pidfile, restarts the daemon with exponential backoff (1 s .. 30 s) when it
 exits, and on SIGTERM stops it (SIGTERM, then SIGKILL after the grace period) and
@@ -64,7 +64,7 @@ def main():
         stopping = True
         if child and child.poll() is None:
             child.terminate()
-            signal.alarm(STOP_GRACE_SECONDS)
+            signal.alarm(int(spec.get("stop_grace") or STOP_GRACE_SECONDS))
 
     def on_grace_expired(signum, frame):
         if child and child.poll() is None:
