@@ -8,7 +8,7 @@ INVENTORY ?= inventories/local
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: venv cluster-up cluster-down cluster-sync binaries test test-unit test-integration test-e2e bench lint
+.PHONY: venv cluster-up cluster-down cluster-sync binaries node-packages test test-unit test-integration test-e2e bench lint
 
 venv: $(STAMP)
 $(STAMP): requirements.txt pyproject.toml hack/bootstrap.sh
@@ -27,12 +27,18 @@ cluster-sync: $(STAMP)
 binaries: $(STAMP)
 	$(ANSIBLE_PLAYBOOK) -i $(INVENTORY) playbooks/binaries.yml
 
-test: test-unit binaries test-integration test-e2e
+# Unit tests first (seconds), then what needs the upstream binaries and libvirt/QEMU on this host,
+# then the full cluster (brought up and, if the tests made it, torn down again).
+test: test-unit node-packages binaries test-integration test-e2e
 
 test-unit: $(STAMP)
 	$(PYTEST) -q tests/unit
 
-test-integration: $(STAMP)
+# libvirt + QEMU (TCG) on this host for the launcher/handler integration tests.
+node-packages:
+	hack/install-node-packages.sh
+
+test-integration: $(STAMP) node-packages binaries
 	$(PYTEST) -q tests/integration
 
 test-e2e: $(STAMP)
