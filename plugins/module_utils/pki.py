@@ -66,6 +66,20 @@ def _fresh(cert):
     return cert is not None and cert.not_valid_after_utc - _now() > RENEW_BEFORE
 
 
+def _builder(subject, issuer, public_key, lifetime, ca):
+    """Subject, issuer, validity, basic constraints and key usage of a CA or a leaf certificate."""
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject).issuer_name(issuer).public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(_now() - datetime.timedelta(minutes=5)).not_valid_after(_now() + lifetime)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=not ca, key_cert_sign=ca, crl_sign=ca,
+                                     content_commitment=False, data_encipherment=False, key_agreement=False,
+                                     encipher_only=False, decipher_only=False), critical=True)
+    )
+
+
 def ensure_authority(pki_dir, name, common_name):
     """CA at pki_dir/name.{crt,key}. Returns (cert, key, changed)."""
     crt_path, key_path = (os.path.join(pki_dir, f"{name}.{ext}") for ext in ("crt", "key"))
@@ -75,14 +89,7 @@ def ensure_authority(pki_dir, name, common_name):
     key = _new_key()
     subject = _name(common_name)
     cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject).issuer_name(subject).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(_now() - datetime.timedelta(minutes=5)).not_valid_after(_now() + CA_LIFETIME)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                     content_commitment=False, key_encipherment=False, data_encipherment=False,
-                                     key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+        _builder(subject, subject, key.public_key(), CA_LIFETIME, ca=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
@@ -120,14 +127,7 @@ def ensure_certificate(pki_dir, name, ca, common_name, organizations=(), usages=
         return False
     key = _new_key()
     builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject).issuer_name(ca_cert.subject).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(_now() - datetime.timedelta(minutes=5)).not_valid_after(_now() + CERT_LIFETIME)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=True, key_cert_sign=False,
-                                     crl_sign=False, content_commitment=False, data_encipherment=False,
-                                     key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+        _builder(subject, ca_cert.subject, key.public_key(), CERT_LIFETIME, ca=False)
         .add_extension(x509.ExtendedKeyUsage([USAGES[u] for u in usages]), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
     )
