@@ -192,9 +192,15 @@ def test_qemu_killed_is_a_failure(launch, guest):
     events = Events(launcher.socket)
     client.sync(guest_mod.vmi("crash", guest, uid=uid))
     events.wait(lambda s: s["status"] == "Running")
-    os.kill(launcher.qemu_pid(), signal.SIGKILL)
+    qemu = launcher.qemu_pid()
+    # libvirtd daemonizes QEMU; the launcher is its subreaper (as PID 1 of a pod would be) and reaps it
+    ppid = int(Path(f"/proc/{qemu}/status").read_text().split("PPid:")[1].split()[0])
+    assert ppid == launcher.proc.pid
+    start = time.monotonic()
+    os.kill(qemu, signal.SIGKILL)
     final = events.wait(lambda s: s["final"])
     assert final["outcome"] == "Failed"
+    assert time.monotonic() - start < 5  # no zombie for libvirt to wait on
     assert launcher.proc.wait(30) == 1
 
 
