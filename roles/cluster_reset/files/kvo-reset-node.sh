@@ -48,6 +48,20 @@ if [ "$stage" = host ]; then
       fi
     done
   done
+  # The kubelet's own chains (KUBE-FIREWALL, KUBE-KUBELET-CANARY, KUBE-IPTABLES-HINT) and whatever
+  # kube-proxy --cleanup left: first the jumps from the built-in chains, then the chains.
+  for ipt in iptables ip6tables; do
+    command -v "$ipt" >/dev/null || continue
+    for table in filter nat mangle; do
+      save=$("$ipt-save" -t "$table" 2>/dev/null) || continue
+      echo "$save" | grep -E '^-A [A-Z]+ .*-j KUBE-' | sed 's/^-A/-D/' | while read -r rule; do
+        eval "$ipt" -w 5 -t "$table" $rule && echo x
+      done | grep -q x && changed=1
+      chains=$(echo "$save" | sed -n 's/^:\(KUBE-[^ ]*\) .*/\1/p')
+      for chain in $chains; do "$ipt" -w 5 -t "$table" -F "$chain"; done
+      for chain in $chains; do "$ipt" -w 5 -t "$table" -X "$chain" && changed=1; done
+    done
+  done
   # Pod cgroups the kubelet made (cgroupfs driver).
   for hierarchy in /sys/fs/cgroup/*; do
     [ -d "$hierarchy/kubepods" ] || [ -d "$hierarchy/kubepods.slice" ] || continue
