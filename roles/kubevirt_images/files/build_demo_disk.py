@@ -43,6 +43,9 @@ WANTED_MODULES = [
 KERNEL_ARGS = "console=tty0 console=ttyS0,115200n8 quiet loglevel=3 panic=-1 mitigations=off tsc=unstable"
 MIN_PARTITION_MIB = 24
 SYSLINUX_MBR = "/usr/lib/syslinux/mbr/mbr.bin"
+# FAT timestamps (mtools and syslinux honour SOURCE_DATE_EPOCH; copied files keep their mtime): fixed, so
+# the same inputs give a byte-identical disk and an unchanged image digest.
+EPOCH = 946684800  # 2000-01-01, FAT cannot go before 1980
 
 INIT = r"""#!/bin/sh
 # kubevirt-ops demo guest: the whole userland is busybox.
@@ -282,7 +285,9 @@ def fat_image(path: Path, size_mib: int, files: dict[str, Path]) -> None:
     sectors = size_mib * 2048
     with open(path, "wb") as f:
         f.truncate(sectors * 512)
-    env = dict(os.environ, MTOOLS_SKIP_CHECK="1")
+    env = dict(os.environ, MTOOLS_SKIP_CHECK="1", SOURCE_DATE_EPOCH=str(EPOCH))
+    for src in files.values():
+        os.utime(src, (EPOCH, EPOCH))
     subprocess.run(["mformat", "-i", str(path), "-T", str(sectors), "-h", "64", "-s", "32", "-H", "2048",
                     "-v", "DEMO", "-N", "6b766f70", "::"], check=True, capture_output=True, env=env)
     for name, src in files.items():
