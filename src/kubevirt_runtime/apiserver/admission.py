@@ -1,0 +1,160 @@
+"""Admission webhooks (admission.k8s.io/v1 AdmissionReview) for VirtualMachines and VirtualMachineInstances.
+
+Pure functions: an AdmissionReview dict in, an AdmissionReview dict out. The server only moves bytes.
+
+- mutate: applies ``default_vm`` / ``default_vmi`` and answers with the JSONPatch from the object as sent
+  to the defaulted one (RFC 6902, base64 in ``response.patch``), as upstream's mutating webhook does.
+- validate: ``validate_vm`` / ``validate_vmi``; a rejection is a 422 Invalid Status whose message names
+  every field path and whose ``details.causes`` carry one cause per error (what ``kubectl`` prints).
+"""
+from __future__ import annotations
+
+import base64
+import json
+
+from ..api import GROUP, VM_KIND, VM_PLURAL, VMI_KIND, VMI_PLURAL, default_vm, default_vmi, validate_vm, validate_vmi
+
+MUTATE_VM_PATH = "/virtualmachines-mutate"
+MUTATE_VMI_PATH = "/virtualmachineinstances-mutate"
+VALIDATE_VM_PATH = "/virtualmachines-validate"
+VALIDATE_VMI_PATH = "/virtualmachineinstances-validate"
+
+_DEFAULTERS = {VM_PLURAL: default_vm, VMI_PLURAL: default_vmi}
+_VALIDATORS = {VM_PLURAL: validate_vm, VMI_PLURAL: validate_vmi}
+_KINDS = {VM_PLURAL: VM_KIND, VMI_PLURAL: VMI_KIND}
+ROUTES = {MUTATE_VM_PATH: ("mutate", VM_PLURAL), MUTATE_VMI_PATH: ("mutate", VMI_PLURAL),
+          VALIDATE_VM_PATH: ("validate", VM_PLURAL), VALIDATE_VMI_PATH: ("validate", VMI_PLURAL)}
+
+
+class BadReview(ValueError):
+    """The request body is not an AdmissionReview we can answer (HTTP 400)."""
+
+
+# ---------------------------------------------------------------- JSONPatch
+
+def _escape(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def json_patch(before, after, path: str = "") -> list[dict]:
+    """RFC 6902 operations turning `before` into `after` (objects field by field, lists element-wise
+    when only appended to or changed in place, otherwise replaced whole)."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        ops = []
+        for key in before:
+            if key not in after:
+                ops.append({"op": "remove", "path": f"{path}/{_escape(key)}"})
+        for key, value in after.items():
+            sub = f"{path}/{_escape(key)}"
+            if key not in before:
+                ops.append({"op": "add", "path": sub, "value": value})
+            else:
+                ops.extend(json_patch(before[key], value, sub))
+        return ops
+    if isinstance(before, list) and isinstance(after, list) and len(after) >= len(before):
+        ops = []
+        for index, value in enumerate(before):
+            ops.extend(json_patch(value, after[index], f"{path}/{index}"))
+        for value in after[len(before):]:
+            ops.append({"op": "add", "path": f"{path}/-", "value": value})
+        return ops
+    if before == after and type(before) is type(after):
+        return []
+    return [{"op": "replace", "path": path or "", "value": after}]
+
+
+def apply_patch(obj, ops):
+    """Applies add/remove/replace operations (enough to check what json_patch makes); returns a new object."""
+    import copy
+    doc = copy.deepcopy(obj)
+    for op in ops:
+        parts = [p.replace("~1", "/").replace("~0", "~") for p in op["path"].split("/")[1:]]
+        if not parts:
+            doc = copy.deepcopy(op["value"])
+            continue
+        parent = doc
+        for part in parts[:-1]:
+            parent = parent[int(part)] if isinstance(parent, list) else parent[part]
+        last = parts[-1]
+        if isinstance(parent, list):
+            if op["op"] == "remove":
+                del parent[int(last)]
+            elif last == "-":
+                parent.append(copy.deepcopy(op["value"]))
+            elif op["op"] == "add":
+                parent.insert(int(last), copy.deepcopy(op["value"]))
+            else:
+                parent[int(last)] = copy.deepcopy(op["value"])
+        elif op["op"] == "remove":
+            del parent[last]
+        else:
+            parent[last] = copy.deepcopy(op["value"])
+    return doc
+
+
+# ---------------------------------------------------------------- reviews
+
+def _request(review) -> dict:
+    if not isinstance(review, dict) or review.get("kind") != "AdmissionReview" or \
+            not isinstance(review.get("request"), dict) or not review["request"].get("uid"):
+        raise BadReview("expected an admission.k8s.io/v1 AdmissionReview with request.uid")
+    return review["request"]
+
+
+def _answer(review, response) -> dict:
+    return {"apiVersion": review.get("apiVersion") or "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "response": {"uid": review["request"]["uid"], **response}}
+
+
+def _resource_matches(request, plural) -> bool:
+    resource = request.get("resource") or {}
+    return resource.get("group") == GROUP and resource.get("resource") == plural
+
+
+def invalid_status(kind: str, name: str, errors) -> dict:
+    """A 422 Invalid metav1.Status naming every field (what the API server shows to the user)."""
+    what = f'{kind} "{name}"' if name else kind
+    return {"status": "Failure", "code": 422, "reason": "Invalid",
+            "message": f"{what} is invalid: " + "; ".join(str(e) for e in errors),
+            "details": {"name": name, "group": GROUP, "kind": kind, "causes": [e.as_cause() for e in errors]}}
+
+
+def mutate(review: dict) -> dict:
+    request = _request(review)
+    plural = next((p for p in _DEFAULTERS if _resource_matches(request, p)), None)
+    obj = request.get("object")
+    if plural is None or request.get("operation") not in ("CREATE", "UPDATE") or not isinstance(obj, dict):
+        return _answer(review, {"allowed": True})
+    ops = json_patch(obj, _DEFAULTERS[plural](obj))
+    response = {"allowed": True}
+    if ops:
+        response["patchType"] = "JSONPatch"
+        response["patch"] = base64.b64encode(json.dumps(ops).encode()).decode()
+    return _answer(review, response)
+
+
+def validate(review: dict) -> dict:
+    request = _request(review)
+    plural = next((p for p in _VALIDATORS if _resource_matches(request, p)), None)
+    obj = request.get("object")
+    if plural is None or request.get("operation") not in ("CREATE", "UPDATE") or not isinstance(obj, dict):
+        return _answer(review, {"allowed": True})
+    if request.get("operation") == "UPDATE" and (request.get("subResource") or
+                                                 (request.get("oldObject") or {}).get("spec") == obj.get("spec")):
+        # status writes, finalizer and label changes: the spec was checked when it was written
+        return _answer(review, {"allowed": True})
+    errors = _VALIDATORS[plural](obj)
+    if not errors:
+        return _answer(review, {"allowed": True})
+    name = (obj.get("metadata") or {}).get("name") or request.get("name") or ""
+    return _answer(review, {"allowed": False, "status": invalid_status(_KINDS[plural], name, errors)})
+
+
+def review(path: str, body: bytes) -> dict:
+    """Dispatches a webhook call by URL path; raises KeyError for an unknown path, BadReview for a bad body."""
+    action, _plural = ROUTES[path]
+    try:
+        parsed = json.loads(body)
+    except ValueError as exc:
+        raise BadReview(f"request body is not JSON: {exc}") from exc
+    return mutate(parsed) if action == "mutate" else validate(parsed)

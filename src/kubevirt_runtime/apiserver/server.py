@@ -1,0 +1,367 @@
+"""virt-api's HTTPS server: admission webhooks, the aggregated API subresources.kubevirt.io/v1, health, metrics.
+
+    POST /virtualmachines-mutate | /virtualmachineinstances-mutate          mutating webhooks (AdmissionReview v1)
+    POST /virtualmachines-validate | /virtualmachineinstances-validate      validating webhooks
+    GET  /healthz /readyz /metrics  (and /apis/subresources.kubevirt.io/v1/healthz, as upstream)
+    GET  /apis, /apis/subresources.kubevirt.io, /apis/subresources.kubevirt.io/v1      discovery
+    PUT  /apis/subresources.kubevirt.io/v1/namespaces/{ns}/virtualmachines/{name}/{start,stop,restart}
+    PUT  /apis/subresources.kubevirt.io/v1/namespaces/{ns}/virtualmachineinstances/{name}/{pause,unpause}
+    GET  /apis/subresources.kubevirt.io/v1/namespaces/{ns}/virtualmachineinstances/{name}/guestosinfo
+    GET  /apis/subresources.kubevirt.io/v1/namespaces/{ns}/virtualmachineinstances/{name}/console   (WebSocket)
+
+Subresource requests must come from the front-proxy (auth.py) and pass a SubjectAccessReview. The console
+is an HTTP upgrade relayed to virt-handler: the client's handshake goes to the handler as it is, the
+handler's 101 comes back, and from then on virt-api copies bytes both ways (WebSocket frames pass through
+unchanged, so virtctl and the handler speak to each other).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import select
+import socket
+import ssl
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, generate_latest
+
+from . import admission
+from .auth import Unauthenticated, authenticate
+from .subresources import SUBRESOURCE_GROUP, SubresourceError, check_vmi_for, handler_error
+
+log = logging.getLogger(__name__)
+
+GROUP_VERSION = f"{SUBRESOURCE_GROUP}/v1"
+PREFIX = f"/apis/{SUBRESOURCE_GROUP}/v1"
+_SUBRESOURCE = re.compile(r"^" + re.escape(PREFIX) + r"/namespaces/(?P<ns>[^/]+)/(?P<resource>virtualmachines|"
+                          r"virtualmachineinstances)/(?P<name>[^/]+)/(?P<sub>[a-z]+)/?$")
+
+# (resource, subresource) -> (HTTP method, verb for authorization)
+SUBRESOURCES = {
+    ("virtualmachines", "start"): ("PUT", "update"),
+    ("virtualmachines", "stop"): ("PUT", "update"),
+    ("virtualmachines", "restart"): ("PUT", "update"),
+    ("virtualmachineinstances", "pause"): ("PUT", "update"),
+    ("virtualmachineinstances", "unpause"): ("PUT", "update"),
+    ("virtualmachineinstances", "guestosinfo"): ("GET", "get"),
+    ("virtualmachineinstances", "console"): ("GET", "get"),
+}
+
+ADMISSION_TOTAL = Counter("kubevirt_virt_api_admission_reviews_total", "Admission reviews answered by virt-api.",
+                          ["webhook", "allowed"])
+SUBRESOURCE_TOTAL = Counter("kubevirt_virt_api_subresource_requests_total",
+                            "Subresource requests served by virt-api, by resource, subresource and HTTP code.",
+                            ["resource", "subresource", "code"])
+CONSOLE_ACTIVE = Gauge("kubevirt_console_active_connections", "Active console connections, by VMI.",
+                       ["namespace", "name"])
+
+
+def api_resource_list() -> dict:
+    resources = []
+    for (resource, sub), (_method, verb) in SUBRESOURCES.items():
+        kind = "VirtualMachine" if resource == "virtualmachines" else "VirtualMachineInstance"
+        resources.append({"name": f"{resource}/{sub}", "singularName": "", "namespaced": True, "kind": kind,
+                          "verbs": [verb]})
+    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": GROUP_VERSION, "resources": resources}
+
+
+def api_group() -> dict:
+    version = {"groupVersion": GROUP_VERSION, "version": "v1"}
+    return {"kind": "APIGroup", "apiVersion": "v1", "name": SUBRESOURCE_GROUP, "versions": [version],
+            "preferredVersion": version}
+
+
+def route(method: str, path: str):
+    """("admission", webhook) | ("discovery", body) | ("health", name) | ("subresource", match dict) | None."""
+    path = path.split("?", 1)[0]
+    if method == "POST" and path in admission.ROUTES:
+        return "admission", path
+    if method == "GET":
+        if path in ("/healthz", "/readyz", "/livez", f"{PREFIX}/healthz"):
+            return "health", path
+        if path == "/metrics":
+            return "metrics", path
+        if path in ("/apis", "/apis/"):
+            return "discovery", {"kind": "APIGroupList", "apiVersion": "v1", "groups": [api_group()]}
+        if path.rstrip("/") == f"/apis/{SUBRESOURCE_GROUP}":
+            return "discovery", api_group()
+        if path.rstrip("/") == PREFIX:
+            return "discovery", api_resource_list()
+        if path == f"{PREFIX}/version":
+            return "discovery", {"gitVersion": f"v{_version()}", "platform": "python"}
+    match = _SUBRESOURCE.match(path)
+    if match:
+        found = SUBRESOURCES.get((match["resource"], match["sub"]))
+        if found is None:
+            return None
+        if found[0] != method:
+            return "badmethod", path
+        return "subresource", match.groupdict()
+    return None
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("kubevirt-runtime")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+class VirtAPIServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 64
+
+    def __init__(self, address, app):
+        self.app = app
+        super().__init__(address, _Handler)
+
+    def finish_request(self, request, client_address):
+        request.settimeout(30)
+        try:
+            request = self.app.ssl_context().wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as exc:
+            log.debug("TLS handshake with %s failed: %s", client_address, exc)
+            request.close()
+            return
+        request.settimeout(300)
+        self.RequestHandlerClass(request, client_address, self)
+
+
+class App:
+    """What the handlers need; built by main.py (tests build it with fakes)."""
+
+    def __init__(self, context_provider, requestheader_provider, authorizer, vm_actions, handler_locator,
+                 handler_client, ready=lambda: True):
+        self.ssl_context = context_provider          # () -> ssl.SSLContext (swapped when the CA changes)
+        self.requestheader = requestheader_provider  # () -> RequestHeaderConfig | None
+        self.authorizer = authorizer
+        self.vm_actions = vm_actions
+        self.handler_locator = handler_locator
+        self.handler_client = handler_client
+        self.ready = ready
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: VirtAPIServer
+
+    def log_message(self, fmt, *args):
+        log.debug("%s " + fmt, self.client_address[0], *args)
+
+    # -- plumbing
+
+    def _send(self, code: int, body: bytes, content_type="application/json"):
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, code: int, obj):
+        self._send(code, json.dumps(obj).encode())
+
+    def _status(self, err: SubresourceError, details=None):
+        self._json(err.code, err.status(details))
+
+    def _body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            data = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return data
+                data += self.rfile.read(size)
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def do_GET(self):  # noqa: N802 - http.server's naming
+        self._dispatch("GET")
+
+    def do_POST(self):  # noqa: N802
+        self._dispatch("POST")
+
+    def do_PUT(self):  # noqa: N802
+        self._dispatch("PUT")
+
+    def _dispatch(self, method):
+        body = b"" if method == "GET" else self._body()
+        found = route(method, self.path)
+        try:
+            if found is None:
+                raise SubresourceError(404, f"the server could not find the requested resource ({self.path})")
+            kind, arg = found
+            if kind == "admission":
+                return self._admission(arg, body)
+            if kind == "discovery":
+                return self._json(200, arg)
+            if kind == "health":
+                ok = arg in ("/healthz", "/livez", f"{PREFIX}/healthz") or self.server.app.ready()
+                return self._send(200 if ok else 503, b"ok\n" if ok else b"not ready\n", "text/plain")
+            if kind == "metrics":
+                return self._send(200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST)
+            if kind == "badmethod":
+                raise SubresourceError(405, f"{method} is not supported on {arg}", "MethodNotAllowed")
+            return self._subresource(method, arg)
+        except SubresourceError as err:
+            self._status(err)
+        except Exception as exc:  # a bug must not kill the connection silently
+            log.exception("%s %s failed", method, self.path)
+            self._status(SubresourceError(500, f"internal error: {exc}"))
+
+    # -- admission
+
+    def _admission(self, path, body):
+        try:
+            answer = admission.review(path, body)
+        except admission.BadReview as exc:
+            raise SubresourceError(400, str(exc)) from exc
+        ADMISSION_TOTAL.labels(path.lstrip("/"), str(answer["response"]["allowed"]).lower()).inc()
+        if not answer["response"]["allowed"]:
+            log.info("rejected by %s: %s", path, answer["response"]["status"]["message"])
+        self._json(200, answer)
+
+    # -- subresources
+
+    def _subresource(self, method, match):
+        ns, resource, name, sub = match["ns"], match["resource"], match["name"], match["sub"]
+        code = 200
+        try:
+            self._authorize(match)
+            app = self.server.app
+            if resource == "virtualmachines":
+                app.vm_actions.run(sub, ns, name)
+                return self._send(200, b"")
+            vmi = app.handler_locator.vmi(ns, name)
+            if sub == "console":
+                return self._console(vmi)
+            check_vmi_for(sub, vmi)
+            address = app.handler_locator.address_for(vmi)
+            status, body = app.handler_client.request(address, method, app.handler_client.path(ns, name, sub))
+            if status != 200:
+                raise handler_error(status, body)
+            return self._send(200, body if sub == "guestosinfo" else b"")
+        except SubresourceError as err:
+            code = err.code
+            raise
+        finally:
+            SUBRESOURCE_TOTAL.labels(resource, sub, str(code)).inc()
+
+    def _authorize(self, match):
+        config = self.server.app.requestheader()
+        if config is None:
+            raise SubresourceError(503, "virt-api has not loaded the front-proxy settings yet")
+        try:
+            user = authenticate(config, self.connection.getpeercert(), self.headers)
+        except Unauthenticated as exc:
+            raise SubresourceError(401, f"Unauthorized: {exc}", "Unauthorized") from exc
+        verb = SUBRESOURCES[(match["resource"], match["sub"])][1]
+        attributes = {"namespace": match["ns"], "verb": verb, "group": SUBRESOURCE_GROUP, "version": "v1",
+                      "resource": match["resource"], "subresource": match["sub"], "name": match["name"]}
+        allowed, reason = self.server.app.authorizer.allowed(user, attributes)
+        if not allowed:
+            raise SubresourceError(403, f'{match["resource"]}.{SUBRESOURCE_GROUP} "{match["name"]}" is forbidden: '
+                                        f'User "{user.name}" cannot {verb} resource "{match["resource"]}/'
+                                        f'{match["sub"]}" in API group "{SUBRESOURCE_GROUP}" in the namespace '
+                                        f'"{match["ns"]}"' + (f": {reason}" if reason else ""))
+
+    # -- console: relay the upgrade to virt-handler, then copy bytes
+
+    def _console(self, vmi):
+        if (self.headers.get("Upgrade") or "").lower() != "websocket":
+            raise SubresourceError(400, "the console is a WebSocket: send an Upgrade: websocket request")
+        ns, name = vmi["metadata"]["namespace"], vmi["metadata"]["name"]
+        check_vmi_for("console", vmi)
+        app = self.server.app
+        address = app.handler_locator.address_for(vmi)
+        upstream = app.handler_client.connect(address)
+        try:
+            lines = [f"GET {app.handler_client.path(ns, name, 'console')} HTTP/1.1", f"Host: {address[0]}:{address[1]}"]
+            for key in ("Upgrade", "Connection", "Sec-WebSocket-Key", "Sec-WebSocket-Version",
+                        "Sec-WebSocket-Protocol"):
+                if self.headers.get(key):
+                    lines.append(f"{key}: {self.headers[key]}")
+            upstream.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+            head, rest = _read_head(upstream)
+            status_line = head.split(b"\r\n", 1)[0].decode("latin-1")
+            code = int(status_line.split()[1]) if len(status_line.split()) > 1 else 502
+            if code != 101:
+                body = rest
+                raise handler_error(code, body or status_line.encode())
+            self.wfile.write(head + rest)
+            self.wfile.flush()
+        except BaseException:
+            upstream.close()
+            raise
+        self.close_connection = True
+        CONSOLE_ACTIVE.labels(ns, name).inc()
+        log.info("console of %s/%s relayed to virt-handler %s:%s", ns, name, *address)
+        try:
+            splice(self.connection, upstream)
+        finally:
+            CONSOLE_ACTIVE.labels(ns, name).dec()
+            upstream.close()
+            log.info("console of %s/%s closed", ns, name)
+
+
+def _read_head(sock, limit=65536) -> tuple[bytes, bytes]:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+        if len(data) > limit:
+            break
+    head, sep, rest = data.partition(b"\r\n\r\n")
+    return head + sep, rest
+
+
+def splice(a, b, idle_timeout: float | None = None) -> None:
+    """Copies bytes between two (TLS) sockets in one thread until either side closes. An SSL socket must
+    not be read and written from two threads at once, and select() does not see bytes TLS has already
+    decrypted, hence pending()."""
+    for sock in (a, b):
+        sock.settimeout(None)
+    peers = {a: b, b: a}
+    last = time.monotonic()
+    while True:
+        ready = [s for s in (a, b) if isinstance(s, ssl.SSLSocket) and s.pending()]
+        if not ready:
+            ready, _, _ = select.select([a, b], [], [], 30)
+        if not ready:
+            if idle_timeout and time.monotonic() - last > idle_timeout:
+                return
+            continue
+        last = time.monotonic()
+        for sock in ready:
+            try:
+                data = sock.recv(65536)
+            except ssl.SSLWantReadError:
+                continue
+            except (OSError, ssl.SSLError):
+                return
+            if not data:
+                try:
+                    peers[sock].shutdown(socket.SHUT_WR) if not isinstance(peers[sock], ssl.SSLSocket) else None
+                except OSError:
+                    pass
+                return
+            try:
+                peers[sock].sendall(data)
+            except (OSError, ssl.SSLError):
+                return
+
+
+def serve(app: App, host: str, port: int) -> tuple[VirtAPIServer, threading.Thread]:
+    server = VirtAPIServer((host, port), app)
+    thread = threading.Thread(target=server.serve_forever, name="virt-api-https", daemon=True)
+    thread.start()
+    return server, thread

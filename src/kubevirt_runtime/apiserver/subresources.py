@@ -1,0 +1,245 @@
+"""What the subresources do, as upstream virt-api does it.
+
+VMs (through the kube API, with virt-api's own service account):
+- start: Halted -> runStrategy Always (or ``running: true``); Manual / RerunOnFailure -> a Start state change
+  request (after a Stop of a finished instance); Always / Once -> 409 (they start by themselves).
+- stop: Always / RerunOnFailure / Once -> runStrategy Halted (or ``running: false``); Manual -> a Stop request
+  naming the running instance; nothing running -> 409.
+- restart: a Stop request naming the running instance, then a Start; Halted or nothing running -> 409.
+State change requests go to ``status.stateChangeRequests`` (the status subresource) with the VM's
+resourceVersion as precondition, and never on top of requests still pending.
+
+VMIs (forwarded to the virt-handler of the VMI's node over mutual TLS): pause, unpause, guestosinfo, console.
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import socket
+import ssl
+
+from ..api import RunStrategy, StateChangeAction, VMIPhase, effective_run_strategy, vmi_is_final
+from ..api.constants import ConditionType
+from ..machinery.resource import PODS, VMIS, VMS, ApiError, ResourceClient
+
+log = logging.getLogger(__name__)
+
+SUBRESOURCE_GROUP = "subresources.kubevirt.io"
+HANDLER_LABEL_SELECTOR = "kubevirt.io=virt-handler"
+
+
+class SubresourceError(Exception):
+    """An answer other than success: HTTP code, metav1 reason and message."""
+
+    REASONS = {400: "BadRequest", 403: "Forbidden", 404: "NotFound", 409: "Conflict", 500: "InternalError",
+               502: "ServiceUnavailable", 503: "ServiceUnavailable", 504: "Timeout", 422: "Invalid"}
+
+    def __init__(self, code: int, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.reason = reason or self.REASONS.get(code, "Unknown")
+
+    def status(self, details: dict | None = None) -> dict:
+        body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": self.message,
+                "reason": self.reason, "code": self.code}
+        if details:
+            body["details"] = details
+        return body
+
+
+def _api_error(exc: ApiError) -> SubresourceError:
+    return SubresourceError(exc.status, exc.body.get("message", str(exc)), exc.reason or None)
+
+
+def _is_paused(vmi) -> bool:
+    return any(c.get("type") == ConditionType.PAUSED and c.get("status") == "True"
+               for c in (vmi.get("status") or {}).get("conditions") or [])
+
+
+# ---------------------------------------------------------------- VMs
+
+def plan_vm_action(action: str, vm: dict, vmi: dict | None):
+    """Pure decision: returns ("spec", merge patch) or ("requests", [stateChangeRequests]); raises
+    SubresourceError(409) when the action makes no sense in the VM's state."""
+    name = vm["metadata"]["name"]
+    strategy = effective_run_strategy(vm)
+    uses_running = "runStrategy" not in (vm.get("spec") or {}) or not vm["spec"].get("runStrategy")
+    running = vmi is not None and not vmi_is_final(vmi)
+    pending = (vm.get("status") or {}).get("stateChangeRequests") or []
+
+    def run_patch(on: bool):
+        if uses_running:
+            return {"spec": {"running": on}}
+        return {"spec": {"runStrategy": RunStrategy.ALWAYS if on else RunStrategy.HALTED}}
+
+    def requests(*items):
+        if pending:
+            raise SubresourceError(409, f"VM {name} has pending state change requests; try again once they are done")
+        return "requests", list(items)
+
+    stop_current = {"action": StateChangeAction.STOP, "uid": (vmi or {}).get("metadata", {}).get("uid")}
+    start = {"action": StateChangeAction.START}
+    if action == "start":
+        if strategy == RunStrategy.HALTED:
+            return "spec", run_patch(True)
+        if strategy in (RunStrategy.MANUAL, RunStrategy.RERUN_ON_FAILURE):
+            if running:
+                raise SubresourceError(409, f"VM {name} is already running")
+            if vmi is not None:  # a finished instance is stopped (removed) before the new one starts
+                return requests(stop_current, start)
+            return requests(start)
+        raise SubresourceError(409, f"{strategy} does not support manual start requests")
+    if action == "stop":
+        if strategy == RunStrategy.HALTED:
+            raise SubresourceError(409, f"VM {name} is not running")
+        if strategy == RunStrategy.MANUAL:
+            if vmi is None:
+                raise SubresourceError(409, f"VM {name} is not running")
+            return requests(stop_current)
+        return "spec", run_patch(False)
+    if action == "restart":
+        if strategy == RunStrategy.HALTED:
+            raise SubresourceError(409, f"{strategy} does not support manual restart requests")
+        if vmi is None:
+            raise SubresourceError(409, f"VM {name} is not running")
+        return requests(stop_current, start)
+    raise SubresourceError(404, f"no such subresource {action}")
+
+
+class VMActions:
+    def __init__(self, api_client):
+        self.vms = ResourceClient(api_client, VMS)
+        self.vmis = ResourceClient(api_client, VMIS)
+
+    def run(self, action: str, namespace: str, name: str, attempts: int = 5) -> None:
+        for attempt in range(attempts):
+            try:
+                vm = self.vms.get(name, namespace)
+            except ApiError as exc:
+                raise _api_error(exc) from exc
+            try:
+                vmi = self.vmis.get(name, namespace)
+            except ApiError as exc:
+                if not exc.not_found:
+                    raise _api_error(exc) from exc
+                vmi = None
+            kind, plan = plan_vm_action(action, vm, vmi)
+            rv = vm["metadata"]["resourceVersion"]
+            try:
+                if kind == "spec":
+                    self.vms.patch(name, {"metadata": {"resourceVersion": rv}, **plan}, namespace)
+                else:
+                    self.vms.patch_status(name, {"metadata": {"resourceVersion": rv},
+                                                 "status": {"stateChangeRequests": plan}}, namespace)
+                log.info("%s %s/%s: %s", action, namespace, name, plan)
+                return
+            except ApiError as exc:
+                if exc.conflict and attempt + 1 < attempts:
+                    continue  # the VM changed under us: decide again on the new version
+                raise _api_error(exc) from exc
+
+
+# ---------------------------------------------------------------- VMIs -> virt-handler
+
+class HandlerLocator:
+    """Finds the virt-handler serving a VMI's node: its pod IP in `namespace` (label kubevirt.io=virt-handler)
+    and the handler's mTLS port. `static_address` ("host:port") replaces the lookup (tests, local runs)."""
+
+    def __init__(self, api_client, namespace: str, port: int, static_address: str | None = None):
+        self.pods = ResourceClient(api_client, PODS)
+        self.vmis = ResourceClient(api_client, VMIS)
+        self.namespace = namespace
+        self.port = port
+        self.static_address = static_address
+
+    def vmi(self, namespace: str, name: str) -> dict:
+        try:
+            return self.vmis.get(name, namespace)
+        except ApiError as exc:
+            raise _api_error(exc) from exc
+
+    def address_for(self, vmi: dict) -> tuple[str, int]:
+        if self.static_address:
+            host, _, port = self.static_address.rpartition(":")
+            return host, int(port)
+        node = (vmi.get("status") or {}).get("nodeName")
+        if not node:
+            raise SubresourceError(409, f"VMI {vmi['metadata']['name']} is not scheduled to a node yet")
+        try:
+            pods = self.pods.list(self.namespace, label_selector=HANDLER_LABEL_SELECTOR,
+                                  field_selector=f"spec.nodeName={node}").get("items") or []
+        except ApiError as exc:
+            raise _api_error(exc) from exc
+        for pod in pods:
+            status = pod.get("status") or {}
+            if status.get("phase") == "Running" and status.get("podIP") and not pod["metadata"].get("deletionTimestamp"):
+                return status["podIP"], self.port
+        raise SubresourceError(503, f"no running virt-handler on node {node}")
+
+
+def check_vmi_for(verb: str, vmi: dict) -> None:
+    """Upstream's preconditions, so the user gets a clear 409 before anything reaches the node."""
+    name = vmi["metadata"]["name"]
+    phase = (vmi.get("status") or {}).get("phase")
+    if phase != VMIPhase.RUNNING:
+        raise SubresourceError(409, f"VMI {name} is not running")
+    if verb == "pause" and _is_paused(vmi):
+        raise SubresourceError(409, f"VMI {name} is already paused")
+    if verb == "unpause" and not _is_paused(vmi):
+        raise SubresourceError(409, f"VMI {name} is not paused")
+
+
+class HandlerClient:
+    """HTTPS with virt-api's client certificate to virt-handler (server certificate checked against the
+    handler CA, for the name `server_name`, since pods are reached by IP)."""
+
+    def __init__(self, cert_file: str | None, key_file: str | None, ca_file: str | None,
+                 server_name: str = "virt-handler", timeout: float = 30):
+        self.server_name = server_name
+        self.timeout = timeout
+        self.context = None
+        if cert_file and key_file and ca_file:
+            ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca_file)
+            ctx.load_cert_chain(cert_file, key_file)
+            self.context = ctx
+
+    def _ctx(self):
+        if self.context is None:
+            raise SubresourceError(503, "virt-api has no client certificate for virt-handler "
+                                        "(--handler-client-cert/--handler-client-key/--handler-ca)")
+        return self.context
+
+    @staticmethod
+    def path(namespace, name, verb) -> str:
+        return f"/v1/namespaces/{namespace}/virtualmachineinstances/{name}/{verb}"
+
+    def request(self, address, method: str, path: str) -> tuple[int, bytes]:
+        conn = http.client.HTTPSConnection(address[0], address[1], context=self._ctx(), timeout=self.timeout)
+        conn.sock = None
+        try:
+            raw = socket.create_connection(address, timeout=self.timeout)
+            conn.sock = self._ctx().wrap_socket(raw, server_hostname=self.server_name)
+            conn.request(method, path, body=b"" if method == "PUT" else None)
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        except (OSError, ssl.SSLError, http.client.HTTPException) as exc:
+            raise SubresourceError(502, f"virt-handler at {address[0]}:{address[1]}: {exc}") from exc
+        finally:
+            conn.close()
+
+    def connect(self, address) -> ssl.SSLSocket:
+        try:
+            raw = socket.create_connection(address, timeout=self.timeout)
+            return self._ctx().wrap_socket(raw, server_hostname=self.server_name)
+        except (OSError, ssl.SSLError) as exc:
+            raise SubresourceError(502, f"virt-handler at {address[0]}:{address[1]}: {exc}") from exc
+
+
+def handler_error(code: int, body: bytes) -> SubresourceError:
+    try:
+        message = json.loads(body).get("message") or body.decode(errors="replace")
+    except (ValueError, AttributeError):
+        message = body.decode(errors="replace")
+    return SubresourceError(code if code in (404, 409) else 502, f"virt-handler: {message.strip()}")

@@ -1,0 +1,173 @@
+"""virt-api's HTTPS server with fakes behind it: routing, discovery, front-proxy authentication over real TLS,
+SubjectAccessReview attributes, and how errors reach the user."""
+import http.client
+import json
+import ssl
+
+import pytest
+
+from kubevirt_runtime.apiserver import server as srv
+from kubevirt_runtime.apiserver.auth import RequestHeaderConfig, server_ssl_context
+from kubevirt_runtime.apiserver.subresources import SubresourceError
+
+import virtapi_certs as certs
+
+PREFIX = "/apis/subresources.kubevirt.io/v1"
+
+
+class FakeAuthorizer:
+    def __init__(self, allow=True):
+        self.allow = allow
+        self.calls = []
+
+    def allowed(self, user, attributes):
+        self.calls.append((user, attributes))
+        return self.allow, "" if self.allow else "no RBAC rule"
+
+
+class FakeVMActions:
+    def __init__(self):
+        self.calls = []
+        self.error = None
+
+    def run(self, action, ns, name):
+        self.calls.append((action, ns, name))
+        if self.error:
+            raise self.error
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pki")
+    front_ca = certs.make("front-proxy-ca", ca=True)
+    other_ca = certs.make("other-ca", ca=True)
+    serving_ca = certs.make("serving-ca", ca=True)
+    return {
+        "dir": d, "front_ca": front_ca,
+        "serving": certs.write(d, "serving", certs.make("virt-api", serving_ca, sans=("localhost", "127.0.0.1"))),
+        "serving_ca": certs.write(d, "serving-ca", serving_ca)[0],
+        "proxy": certs.write(d, "proxy", certs.make("front-proxy-client", front_ca, client=True)),
+        "wrong_cn": certs.write(d, "wrongcn", certs.make("someone", front_ca, client=True)),
+        "other": certs.write(d, "other", certs.make("front-proxy-client", other_ca, client=True)),
+    }
+
+
+@pytest.fixture
+def running(pki):
+    config = RequestHeaderConfig(client_ca=certs.pem(pki["front_ca"]), allowed_names=("front-proxy-client",))
+    context = server_ssl_context(config, *pki["serving"])
+    authorizer, actions = FakeAuthorizer(), FakeVMActions()
+    app = srv.App(lambda: context, lambda: config, authorizer, actions, None, None)
+    server, _ = srv.serve(app, "127.0.0.1", 0)
+    yield server.server_address[1], authorizer, actions
+    server.shutdown()
+    server.server_close()
+
+
+def call(pki, port, method, path, client=None, headers=None, body=None):
+    ctx = ssl.create_default_context(cafile=pki["serving_ca"])
+    if client:
+        ctx.load_cert_chain(*pki[client])
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        data = resp.read()
+        return resp.status, (json.loads(data) if data and resp.getheader("Content-Type") == "application/json"
+                             else data)
+    finally:
+        conn.close()
+
+
+USER = {"X-Remote-User": "alice", "X-Remote-Group": "devs", "X-Remote-Extra-Scopes": "a"}
+
+
+def test_route_table():
+    assert srv.route("POST", "/virtualmachines-mutate") == ("admission", "/virtualmachines-mutate")
+    assert srv.route("GET", "/virtualmachines-mutate") is None
+    kind, match = srv.route("PUT", PREFIX + "/namespaces/ns1/virtualmachines/vm1/start")
+    assert kind == "subresource" and match == {"ns": "ns1", "resource": "virtualmachines", "name": "vm1",
+                                               "sub": "start"}
+    assert srv.route("GET", PREFIX + "/namespaces/ns1/virtualmachines/vm1/start")[0] == "badmethod"
+    assert srv.route("PUT", PREFIX + "/namespaces/ns1/virtualmachines/vm1/frob") is None
+    assert srv.route("GET", PREFIX + "/namespaces/n/virtualmachineinstances/v/console")[0] == "subresource"
+    assert srv.route("GET", PREFIX)[1]["kind"] == "APIResourceList"
+
+
+def test_discovery_lists_the_subresources(pki, running):
+    port, _, _ = running
+    code, body = call(pki, port, "GET", PREFIX)
+    assert code == 200 and body["groupVersion"] == "subresources.kubevirt.io/v1"
+    names = {r["name"]: r["verbs"] for r in body["resources"]}
+    assert names["virtualmachines/start"] == ["update"] and names["virtualmachineinstances/console"] == ["get"]
+    code, group = call(pki, port, "GET", "/apis/subresources.kubevirt.io")
+    assert group["preferredVersion"]["version"] == "v1"
+    assert call(pki, port, "GET", "/healthz")[0] == 200
+
+
+def test_webhook_over_https(pki, running):
+    port, _, _ = running
+    review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+              "request": {"uid": "x", "operation": "DELETE",
+                          "resource": {"group": "kubevirt.io", "version": "v1", "resource": "virtualmachines"}}}
+    code, body = call(pki, port, "POST", "/virtualmachines-validate", body=json.dumps(review),
+                      headers={"Content-Type": "application/json"})
+    assert code == 200 and body["response"] == {"uid": "x", "allowed": True}
+    assert call(pki, port, "POST", "/virtualmachines-validate", body="{}")[0] == 400
+
+
+def test_front_proxy_request_is_authorized_with_the_users_identity(pki, running):
+    port, authorizer, actions = running
+    code, _ = call(pki, port, "PUT", PREFIX + "/namespaces/ns1/virtualmachines/vm1/start", "proxy", USER, b"{}")
+    assert code == 200 and actions.calls == [("start", "ns1", "vm1")]
+    user, attributes = authorizer.calls[0]
+    assert user.name == "alice" and user.groups == ("devs",) and user.extra == {"scopes": ["a"]}
+    assert attributes == {"namespace": "ns1", "verb": "update", "group": "subresources.kubevirt.io",
+                          "version": "v1", "resource": "virtualmachines", "subresource": "start", "name": "vm1"}
+
+
+@pytest.mark.parametrize("client,headers", [(None, USER), ("wrong_cn", USER), ("proxy", {})])
+def test_requests_not_from_the_front_proxy_are_unauthorized(pki, running, client, headers):
+    port, authorizer, actions = running
+    code, body = call(pki, port, "PUT", PREFIX + "/namespaces/ns1/virtualmachines/vm1/stop", client, headers)
+    assert code == 401 and body["reason"] == "Unauthorized"
+    assert not actions.calls and not authorizer.calls
+
+
+def test_a_client_cert_from_another_ca_fails_the_handshake(pki, running):
+    port, _, actions = running
+    with pytest.raises((ssl.SSLError, OSError)):
+        call(pki, port, "PUT", PREFIX + "/namespaces/ns1/virtualmachines/vm1/stop", "other", USER)
+    assert not actions.calls
+
+
+def test_forbidden_by_subject_access_review(pki, running):
+    port, authorizer, actions = running
+    authorizer.allow = False
+    code, body = call(pki, port, "PUT", PREFIX + "/namespaces/ns1/virtualmachines/vm1/stop", "proxy", USER)
+    assert code == 403 and 'cannot update resource "virtualmachines/stop"' in body["message"]
+    assert not actions.calls
+
+
+def test_action_errors_come_back_as_status(pki, running):
+    port, _, actions = running
+    actions.error = SubresourceError(409, "VM vm1 is not running")
+    code, body = call(pki, port, "PUT", PREFIX + "/namespaces/ns1/virtualmachines/vm1/stop", "proxy", USER)
+    assert code == 409 and body["kind"] == "Status" and body["reason"] == "Conflict"
+    assert body["message"] == "VM vm1 is not running"
+
+
+def test_wrong_method_and_unknown_paths(pki, running):
+    port, _, _ = running
+    assert call(pki, port, "GET", PREFIX + "/namespaces/n/virtualmachines/v/start", "proxy", USER)[0] == 405
+    assert call(pki, port, "GET", "/nothing")[0] == 404
+
+
+def test_requestheader_config_from_the_configmap():
+    config = RequestHeaderConfig.from_configmap({
+        "requestheader-client-ca-file": "PEM", "requestheader-allowed-names": '["front-proxy-client"]',
+        "requestheader-username-headers": '["X-Remote-User"]', "requestheader-group-headers": '["X-Remote-Group"]',
+        "requestheader-extra-headers-prefix": '["X-Remote-Extra-"]'})
+    assert config.allowed_names == ("front-proxy-client",) and config.username_headers == ("X-Remote-User",)
+    with pytest.raises(ValueError, match="aggregation layer"):
+        RequestHeaderConfig.from_configmap({})
