@@ -1,0 +1,123 @@
+"""Calls on subresources.kubevirt.io/v1 through the kube-apiserver (the aggregated API), shared by virtctl and
+the Ansible modules.
+
+    api_client, namespace = connect(kubeconfig=None, context=None)    # KUBECONFIG / ~/.kube/config / in-cluster
+    sub = Subresources(api_client)
+    sub.vm(namespace, "vm1", "start")             # start | stop | restart  (PUT, 200 or ApiError)
+    sub.vmi(namespace, "vm1", "pause")            # pause | unpause
+    sub.guestosinfo(namespace, "vm1")             # dict
+    ws = sub.console(namespace, "vm1")            # websockets.sync.client.ClientConnection (binary frames)
+
+The console is a WebSocket upgrade of GET .../virtualmachineinstances/{name}/console with the subprotocol
+plain.kubevirt.io, authenticated to the kube-apiserver with the kubeconfig's credentials.
+"""
+from __future__ import annotations
+
+import os
+import ssl
+
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+
+from ..machinery.resource import ApiError, Resource, ResourceClient
+
+GROUP = "subresources.kubevirt.io"
+VERSION = "v1"
+CONSOLE_SUBPROTOCOL = "plain.kubevirt.io"
+VM_SUBRESOURCES = ("start", "stop", "restart")
+VMI_SUBRESOURCES = ("pause", "unpause")
+
+_VMS = Resource(GROUP, VERSION, "virtualmachines", kind="VirtualMachine")
+_VMIS = Resource(GROUP, VERSION, "virtualmachineinstances", kind="VirtualMachineInstance")
+
+__all__ = ["ApiError", "Subresources", "connect", "CONSOLE_SUBPROTOCOL"]
+
+
+def connect(kubeconfig: str | None = None, context: str | None = None):
+    """(ApiClient, default namespace) from a kubeconfig (argument, $KUBECONFIG, ~/.kube/config), else the
+    in-cluster service account."""
+    configuration = k8s_client.Configuration()
+    path = kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+    if kubeconfig or os.path.exists(path.split(os.pathsep)[0]):
+        k8s_config.load_kube_config(config_file=path, context=context, client_configuration=configuration)
+        _, active = k8s_config.list_kube_config_contexts(config_file=path)
+        if context:
+            contexts, _ = k8s_config.list_kube_config_contexts(config_file=path)
+            active = next((c for c in contexts if c["name"] == context), active)
+        namespace = ((active or {}).get("context") or {}).get("namespace") or "default"
+    else:
+        k8s_config.load_incluster_config(client_configuration=configuration)
+        try:
+            with open("/var/run/secrets/kubernetes.io/serviceaccount/namespace") as fh:
+                namespace = fh.read().strip() or "default"
+        except OSError:
+            namespace = "default"
+    return k8s_client.ApiClient(configuration), namespace
+
+
+class Subresources:
+    def __init__(self, api_client):
+        self.api = api_client
+        self._vms = ResourceClient(api_client, _VMS)
+        self._vmis = ResourceClient(api_client, _VMIS)
+
+    def vm(self, namespace: str, name: str, action: str, body: dict | None = None) -> None:
+        if action not in VM_SUBRESOURCES:
+            raise ValueError(f"unknown VM subresource {action!r}")
+        self._vms._request("update", "PUT", _VMS.path(namespace, name, action), body=body or {},
+                           subresource=action)
+
+    def vmi(self, namespace: str, name: str, action: str, body: dict | None = None) -> None:
+        if action not in VMI_SUBRESOURCES:
+            raise ValueError(f"unknown VMI subresource {action!r}")
+        self._vmis._request("update", "PUT", _VMIS.path(namespace, name, action), body=body or {},
+                            subresource=action)
+
+    def guestosinfo(self, namespace: str, name: str) -> dict:
+        return self._vmis.get(name, namespace, subresource="guestosinfo")
+
+    # -- console
+
+    def console_url(self, namespace: str, name: str) -> str:
+        host = self.api.configuration.host.rstrip("/")
+        scheme = "wss" if host.startswith("https") else "ws"
+        return scheme + host[host.index(":"):] + _VMIS.path(namespace, name, "console")
+
+    def ssl_context(self):
+        cfg = self.api.configuration
+        if not cfg.host.startswith("https"):
+            return None
+        ctx = ssl.create_default_context(cafile=cfg.ssl_ca_cert or None)
+        if not cfg.verify_ssl:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        elif getattr(cfg, "assert_hostname", None) is False:
+            ctx.check_hostname = False
+        if cfg.cert_file:
+            ctx.load_cert_chain(cfg.cert_file, cfg.key_file)
+        return ctx
+
+    def auth_headers(self) -> dict:
+        cfg = self.api.configuration
+        if cfg.refresh_api_key_hook is not None:
+            cfg.refresh_api_key_hook(cfg)
+        return {setting["key"]: setting["value"] for setting in cfg.auth_settings().values()
+                if setting.get("in") == "header" and setting.get("value")}
+
+    def console(self, namespace: str, name: str, open_timeout: float = 30):
+        """Opens the serial console; raises ApiError with the server's Status when the upgrade is refused."""
+        from websockets.exceptions import InvalidStatus
+        from websockets.sync.client import connect as ws_connect
+        try:
+            return ws_connect(self.console_url(namespace, name), ssl=self.ssl_context(),
+                              additional_headers=self.auth_headers(), subprotocols=[CONSOLE_SUBPROTOCOL],
+                              open_timeout=open_timeout, compression=None, max_size=None, ping_interval=None,
+                              user_agent_header="virtctl (kubevirt-ops)")
+        except InvalidStatus as exc:
+            response = exc.response
+            import json
+            try:
+                body = json.loads(response.body or b"{}")
+            except ValueError:
+                body = {"message": (response.body or b"").decode(errors="replace")}
+            raise ApiError(response.status_code, body, "GET", _VMIS.path(namespace, name, "console")) from None

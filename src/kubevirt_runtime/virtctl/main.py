@@ -1,0 +1,206 @@
+"""virtctl: KubeVirt's command line, on the aggregated API subresources.kubevirt.io (through the kube-apiserver).
+
+    virtctl [--kubeconfig PATH] [--context NAME] [-n NAMESPACE] start|stop|restart VM
+    virtctl [...] pause|unpause vm|vmi NAME
+    virtctl [...] console VMI [--timeout SECONDS] [--until TEXT] [--send TEXT]
+
+`console` is interactive on a terminal (raw mode; Ctrl+] leaves). Without a terminal on stdin (or with
+--until/--send) it streams the console to stdout: stdin, if any, goes to the guest; it ends at --timeout
+seconds, when --until TEXT has been seen (exit 0; exit 1 if the time ran out first) or when the console closes.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+
+from kubevirt_runtime.client.subresources import ApiError, Subresources, connect
+
+ESCAPE = b"\x1d"  # Ctrl+]
+
+
+def _common(default):
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--kubeconfig", default=default, help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
+    common.add_argument("--context", default=default, help="kubeconfig context")
+    common.add_argument("-n", "--namespace", default=default, help="namespace (default: the context's, else default)")
+    return common
+
+
+def parse_args(argv=None):
+    # global options work before and after the command; the command's copy must not reset them
+    common = _common(argparse.SUPPRESS)
+    p = argparse.ArgumentParser(prog="virtctl", parents=[_common(None)],
+                                description="Control KubeVirt virtual machines (kubevirt-ops).")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, text in (("start", "start a VirtualMachine"), ("stop", "stop a VirtualMachine"),
+                       ("restart", "restart a VirtualMachine")):
+        sp = sub.add_parser(name, parents=[common], help=text)
+        sp.add_argument("name", metavar="VM")
+    for name, text in (("pause", "pause a VM's instance or a VMI"), ("unpause", "unpause a VM's instance or a VMI")):
+        sp = sub.add_parser(name, parents=[common], help=text)
+        sp.add_argument("kind", choices=("vm", "vmi", "virtualmachine", "virtualmachineinstance"))
+        sp.add_argument("name", metavar="NAME")
+    sp = sub.add_parser("console", parents=[common], help="connect to the serial console of a VMI")
+    sp.add_argument("name", metavar="VMI")
+    sp.add_argument("--timeout", type=float, default=None,
+                    help="seconds to keep trying to connect (default 300); without a terminal also how long "
+                         "to stream")
+    sp.add_argument("--until", default=None, help="stream until this text appears (exit 0), then leave")
+    sp.add_argument("--send", default=None, help="write this text to the console once connected (\\n, \\r escapes)")
+    return p.parse_args(argv)
+
+
+def _fail(message: str) -> int:
+    print(f"Error: {message}", file=sys.stderr)
+    return 1
+
+
+def _message(exc: ApiError) -> str:
+    return exc.body.get("message") or str(exc)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        api_client, default_ns = connect(args.kubeconfig, args.context)
+    except Exception as exc:
+        return _fail(f"cannot load the kubeconfig: {exc}")
+    namespace = args.namespace or default_ns
+    sub = Subresources(api_client)
+    try:
+        if args.command in ("start", "stop", "restart"):
+            sub.vm(namespace, args.name, args.command)
+            print(f"VM {args.name} was scheduled to {args.command}")
+            return 0
+        if args.command in ("pause", "unpause"):
+            sub.vmi(namespace, args.name, args.command)
+            print(f"VMI {args.name} was scheduled to {args.command}")
+            return 0
+        return console(sub, namespace, args)
+    except ApiError as exc:
+        verb = args.command
+        return _fail(f"{verb} {args.name}: {_message(exc)}")
+    except KeyboardInterrupt:
+        return 130
+
+
+# ---------------------------------------------------------------- console
+
+def _open(sub, namespace, name, timeout):
+    """Connects, retrying while the VMI is not there or not running yet (as upstream virtctl waits)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return sub.console(namespace, name, open_timeout=max(5.0, min(30.0, deadline - time.monotonic())))
+        except ApiError as exc:
+            if exc.status not in (404, 409, 502, 503) or time.monotonic() > deadline:
+                raise
+            last = _message(exc)
+        except OSError as exc:
+            if time.monotonic() > deadline:
+                raise ApiError(503, {"message": str(exc)}) from exc
+            last = str(exc)
+        print(f"waiting for the console: {last}", file=sys.stderr)
+        time.sleep(min(2.0, max(0.0, deadline - time.monotonic())) or 0.1)
+
+
+def _unescape(text: str) -> bytes:
+    return text.encode().decode("unicode_escape").encode("latin-1")
+
+
+def console(sub, namespace, args) -> int:
+    interactive = sys.stdin.isatty() and args.until is None and args.send is None
+    connect_timeout = args.timeout if args.timeout is not None else 300.0
+    ws = _open(sub, namespace, args.name, connect_timeout)
+    if interactive:
+        return _interactive(ws, args.name)
+    return _stream(ws, args, args.timeout)
+
+
+def _stream(ws, args, duration) -> int:
+    from websockets.exceptions import ConnectionClosed
+    out = sys.stdout.buffer
+    deadline = time.monotonic() + duration if duration else None
+    seen = b""
+    marker = args.until.encode() if args.until else None
+    if args.send:
+        ws.send(_unescape(args.send))
+    if not sys.stdin.isatty() and args.until is None and args.send is None:
+        threading.Thread(target=_pump_stdin, args=(ws, False), daemon=True).start()
+    try:
+        while True:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            try:
+                data = ws.recv(timeout=left)
+            except TimeoutError:
+                break
+            except ConnectionClosed:
+                return 0 if marker is None else 1
+            data = data.encode() if isinstance(data, str) else data
+            out.write(data)
+            out.flush()
+            if marker:
+                seen = (seen + data)[-(len(marker) + 65536):]
+                if marker in seen:
+                    return 0
+    finally:
+        ws.close()
+    if marker:
+        print(f"\nError: {args.until!r} did not appear within {duration:.0f}s", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _pump_stdin(ws, escape: bool):
+    fd = sys.stdin.fileno()
+    while True:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            data = b""
+        if not data:
+            return
+        if escape and ESCAPE in data:
+            data = data[:data.index(ESCAPE)]
+            if data:
+                ws.send(data)
+            ws.close()
+            return
+        try:
+            ws.send(data)
+        except Exception:  # the connection went away
+            return
+
+
+def _interactive(ws, name) -> int:
+    import termios
+    import tty
+    from websockets.exceptions import ConnectionClosed
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    print(f"Successfully connected to {name} console. The escape sequence is ^]", file=sys.stderr)
+    tty.setraw(fd)
+    try:
+        threading.Thread(target=_pump_stdin, args=(ws, True), daemon=True).start()
+        out = sys.stdout.buffer
+        while True:
+            try:
+                data = ws.recv()
+            except ConnectionClosed:
+                break
+            out.write(data.encode() if isinstance(data, str) else data)
+            out.flush()
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        ws.close()
+    print("", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""virtctl's command line: parsing, the URLs it calls, and what the user reads."""
+import pytest
+
+from kubevirt_runtime.client.subresources import ApiError, Subresources
+from kubevirt_runtime.virtctl import main as virtctl
+
+
+def test_global_options_before_or_after_the_command():
+    args = virtctl.parse_args(["-n", "ns1", "start", "vm1"])
+    assert (args.command, args.name, args.namespace) == ("start", "vm1", "ns1")
+    args = virtctl.parse_args(["stop", "vm1", "-n", "ns2", "--kubeconfig", "/k"])
+    assert (args.namespace, args.kubeconfig) == ("ns2", "/k")
+    args = virtctl.parse_args(["pause", "vmi", "v"])
+    assert (args.kind, args.name, args.namespace) == ("vmi", "v", None)
+    args = virtctl.parse_args(["console", "v", "--timeout", "20", "--until", "login"])
+    assert (args.timeout, args.until) == (20.0, "login")
+    with pytest.raises(SystemExit):
+        virtctl.parse_args(["migrate-everything", "x"])
+
+
+class FakeConfig:
+    host = "https://10.0.0.1:6443"
+    ssl_ca_cert = None
+    verify_ssl = True
+    cert_file = None
+    key_file = None
+    refresh_api_key_hook = None
+
+    def auth_settings(self):
+        return {"BearerToken": {"in": "header", "key": "authorization", "value": "Bearer t0k"}}
+
+
+class FakeApi:
+    def __init__(self):
+        self.configuration = FakeConfig()
+
+
+def test_console_url_and_headers():
+    sub = Subresources(FakeApi())
+    assert sub.console_url("ns", "v") == \
+        "wss://10.0.0.1:6443/apis/subresources.kubevirt.io/v1/namespaces/ns/virtualmachineinstances/v/console"
+    assert sub.auth_headers() == {"authorization": "Bearer t0k"}
+
+
+def test_actions_put_to_the_aggregated_paths(monkeypatch, capsys):
+    calls = []
+
+    class Recorder(Subresources):
+        def __init__(self, api):
+            pass
+
+        def vm(self, ns, name, action, body=None):
+            calls.append(("vm", ns, name, action))
+            if name == "missing":
+                raise ApiError(404, {"message": 'virtualmachines.kubevirt.io "missing" not found'})
+
+        def vmi(self, ns, name, action, body=None):
+            calls.append(("vmi", ns, name, action))
+
+    monkeypatch.setattr(virtctl, "connect", lambda *a: (None, "from-context"))
+    monkeypatch.setattr(virtctl, "Subresources", Recorder)
+    assert virtctl.main(["start", "vm1"]) == 0
+    assert virtctl.main(["-n", "x", "unpause", "vm", "vm1"]) == 0
+    assert virtctl.main(["stop", "missing"]) == 1
+    assert calls == [("vm", "from-context", "vm1", "start"), ("vmi", "x", "vm1", "unpause"),
+                     ("vm", "from-context", "missing", "stop")]
+    out, err = capsys.readouterr()
+    assert "VM vm1 was scheduled to start" in out
+    assert 'Error: stop missing: virtualmachines.kubevirt.io "missing" not found' in err
+
+
+def test_vm_paths():
+    sent = []
+
+    class FakeClient:
+        def _request(self, verb, method, path, body=None, subresource=None):
+            sent.append((method, path, body))
+
+    sub = Subresources.__new__(Subresources)
+    sub._vms = sub._vmis = FakeClient()
+    sub.vm("ns", "a", "restart")
+    sub.vmi("ns", "a", "pause")
+    assert sent == [("PUT", "/apis/subresources.kubevirt.io/v1/namespaces/ns/virtualmachines/a/restart", {}),
+                    ("PUT", "/apis/subresources.kubevirt.io/v1/namespaces/ns/virtualmachineinstances/a/pause", {})]
+    with pytest.raises(ValueError):
+        sub.vm("ns", "a", "explode")
