@@ -116,7 +116,12 @@ def invalid_status(kind: str, name: str, errors) -> dict:
     what = f'{kind} "{name}"' if name else kind
     return {"status": "Failure", "code": 422, "reason": "Invalid",
             "message": f"{what} is invalid: " + "; ".join(str(e) for e in errors),
-            "details": {"name": name, "group": GROUP, "kind": kind, "causes": [e.as_cause() for e in errors]}}
+            "details": {"name": name, "group": GROUP, "kind": kind, "causes": [_cause(e) for e in errors]}}
+
+
+def _cause(error) -> dict:
+    # kubectl prints "<field>: <message>" per cause, so the message does not repeat the path
+    return {**error.as_cause(), "message": error.message}
 
 
 def mutate(review: dict) -> dict:
