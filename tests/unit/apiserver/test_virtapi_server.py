@@ -171,3 +171,86 @@ def test_requestheader_config_from_the_configmap():
     assert config.allowed_names == ("front-proxy-client",) and config.username_headers == ("X-Remote-User",)
     with pytest.raises(ValueError, match="aggregation layer"):
         RequestHeaderConfig.from_configmap({})
+
+
+# ---------------------------------------------------------------- console relay and pause through a fake handler
+
+@pytest.fixture
+def with_handler(pki):
+    """virt-api wired to a fake virt-handler: mTLS server (websockets) echoing console bytes upper-cased and
+    answering pause; it requires virt-api's client certificate."""
+    from websockets.sync.server import serve as ws_serve
+
+    from kubevirt_runtime.apiserver.subresources import HandlerClient
+
+    d = pki["dir"]
+    handler_ca = certs.make("handler-ca", ca=True)
+    handler_ca_file = certs.write(d, "handler-ca", handler_ca)[0]
+    handler_cert = certs.write(d, "handler", certs.make("virt-handler", handler_ca, sans=("virt-handler",)))
+    api_client_cert = certs.write(d, "api-client", certs.make("virt-api", handler_ca, client=True))
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(*handler_cert)
+    server_ctx.load_verify_locations(handler_ca_file)
+    server_ctx.verify_mode = ssl.CERT_REQUIRED
+    seen = []
+
+    def echo(conn):
+        seen.append(conn.request.path)
+        for message in conn:
+            conn.send(message.upper() if isinstance(message, bytes) else message)
+
+    def process_request(conn, request):
+        if not request.path.endswith("/console"):
+            seen.append(request.path)
+            return conn.respond(200, '{"status": "ok"}')
+        return None
+
+    handler = ws_serve(echo, "127.0.0.1", 0, ssl=server_ctx, process_request=process_request,
+                       select_subprotocol=lambda conn, offered: "plain.kubevirt.io")
+    import threading
+    threading.Thread(target=handler.serve_forever, daemon=True).start()
+    port = handler.socket.getsockname()[1]
+
+    class Locator:
+        def vmi(self, ns, name):
+            if name == "missing":
+                raise SubresourceError(404, 'virtualmachineinstances.kubevirt.io "missing" not found')
+            return {"metadata": {"name": name, "namespace": ns}, "status": {"phase": "Running", "nodeName": "n1"}}
+
+        def address_for(self, vmi):
+            return "127.0.0.1", port
+
+    config = RequestHeaderConfig(client_ca=certs.pem(pki["front_ca"]), allowed_names=("front-proxy-client",))
+    context = server_ssl_context(config, *pki["serving"])
+    app = srv.App(lambda: context, lambda: config, FakeAuthorizer(), FakeVMActions(), Locator(),
+                  HandlerClient(*api_client_cert, handler_ca_file))
+    server, _ = srv.serve(app, "127.0.0.1", 0)
+    yield server.server_address[1], seen
+    server.shutdown()
+    server.server_close()
+    handler.shutdown()
+
+
+def test_console_is_relayed_to_the_handler(pki, with_handler):
+    from websockets.sync.client import connect
+    port, seen = with_handler
+    ctx = ssl.create_default_context(cafile=pki["serving_ca"])
+    ctx.load_cert_chain(*pki["proxy"])
+    url = f"wss://127.0.0.1:{port}{PREFIX}/namespaces/ns1/virtualmachineinstances/v1/console"
+    with connect(url, ssl=ctx, additional_headers=USER, subprotocols=["plain.kubevirt.io"]) as ws:
+        assert ws.subprotocol == "plain.kubevirt.io"
+        ws.send(b"hello console")
+        assert ws.recv(timeout=5) == b"HELLO CONSOLE"
+    assert seen == ["/v1/namespaces/ns1/virtualmachineinstances/v1/console"]
+
+
+def test_pause_goes_to_the_handler_and_missing_vmis_are_404(pki, with_handler):
+    port, seen = with_handler
+    # the fake VMI has no Paused condition: pause is forwarded, unpause is refused before the handler
+    assert call(pki, port, "PUT", PREFIX + "/namespaces/ns1/virtualmachineinstances/v1/pause", "proxy", USER)[0] == 200
+    assert seen == ["/v1/namespaces/ns1/virtualmachineinstances/v1/pause"]
+    code, body = call(pki, port, "PUT", PREFIX + "/namespaces/ns1/virtualmachineinstances/v1/unpause", "proxy", USER)
+    assert code == 409 and "not paused" in body["message"]
+    code, body = call(pki, port, "PUT", PREFIX + "/namespaces/ns1/virtualmachineinstances/missing/pause", "proxy",
+                      USER)
+    assert code == 404 and body["reason"] == "NotFound"
