@@ -108,7 +108,8 @@ def guest():
 def workdir():
     d = tempfile.mkdtemp(prefix="kvh-", dir="/tmp")
     yield Path(d)
-    shutil.rmtree(d, ignore_errors=True)
+    if not os.environ.get("KUBEVIRT_OPS_KEEP_TEST_DIRS"):
+        shutil.rmtree(d, ignore_errors=True)
 
 
 class HandlerProcess:

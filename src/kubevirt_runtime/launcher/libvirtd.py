@@ -125,7 +125,8 @@ class Libvirtd:
     def start(self) -> None:
         write_config(self.debug)
         env = dict(os.environ, LIBVIRT_DRIVER_DIR="/run/libvirt/drivers")
-        self.proc = subprocess.Popen([LIBVIRTD, "--config", "/etc/libvirt/libvirtd.conf"], env=env,
+        self.proc = subprocess.Popen([LIBVIRTD, "--config", "/etc/libvirt/libvirtd.conf",
+                                      "--pid-file", "/run/libvirt/libvirtd.pid"], env=env,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=open("/var/log/libvirt/libvirtd.stderr", "ab"))
 

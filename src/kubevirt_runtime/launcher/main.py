@@ -28,27 +28,39 @@ def become_subreaper() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
-def reap_orphans() -> None:
-    """Reaps exited QEMU processes (comm "qemu:<domain>", libvirt's set_process_name) that were re-parented
-    to us; libvirt polls the pid after QEMU exits and would otherwise wait ~15 s on the zombie. Our own
-    subprocess children are left to their Popen objects (peeked with WNOWAIT, never stolen)."""
-    while True:
+def _children() -> set[int]:
+    pids = set()
+    for task in os.listdir("/proc/self/task"):
         try:
-            info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-        except ChildProcessError:
-            return
-        if info is None or not info.si_pid:
-            return
-        try:
-            comm = Path(f"/proc/{info.si_pid}/comm").read_text().strip()
+            pids.update(int(p) for p in Path(f"/proc/self/task/{task}/children").read_text().split())
         except OSError:
-            return
-        if not comm.startswith("qemu:"):
-            return
+            continue
+    return pids
+
+
+def reap_orphans() -> None:
+    """Reaps exited processes that were re-parented to us (QEMU, and the QEMUs libvirt runs to probe
+    capabilities: both daemonize, i.e. start their own session). libvirt polls such a pid after killing
+    it and would otherwise wait on the zombie for ~15 s, more than once. Our own subprocess children stay
+    in our session and are left to their Popen objects (peeked with WNOWAIT, never stolen)."""
+    try:
+        info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return
+    if info is None or not info.si_pid:
+        return
+    my_session = os.getsid(0)
+    for pid in _children():
         try:
-            os.waitpid(info.si_pid, os.WNOHANG)
-        except ChildProcessError:
-            return
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        state, session = fields[0], int(fields[3])
+        if state == "Z" and session != my_session:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
 
 
 def parse_args(argv=None):
