@@ -84,3 +84,38 @@ def test_vm_paths():
                     ("PUT", "/apis/subresources.kubevirt.io/v1/namespaces/ns/virtualmachineinstances/a/pause", {})]
     with pytest.raises(ValueError):
         sub.vm("ns", "a", "explode")
+
+
+class FakeWS:
+    def __init__(self, chunks):
+        self.chunks = list(chunks)
+        self.sent = []
+        self.closed = False
+
+    def recv(self, timeout=None):
+        if not self.chunks:
+            raise TimeoutError
+        return self.chunks.pop(0)
+
+    def send(self, data):
+        self.sent.append(data)
+
+    def close(self):
+        self.closed = True
+
+
+def stream_args(*extra):
+    return virtctl.parse_args(["console", "v", *extra])
+
+
+def test_stream_until_text_split_across_frames(capsysbinary):
+    ws = FakeWS([b"boot...\nkubevirt-ops de", b"mo: login ready\n", b"never read"])
+    assert virtctl._stream(ws, stream_args("--until", "kubevirt-ops demo: login ready", "--send", "\\n"), 5) == 0
+    assert ws.sent == [b"\n"] and ws.closed and ws.chunks == [b"never read"]
+    assert capsysbinary.readouterr().out == b"boot...\nkubevirt-ops demo: login ready\n"
+
+
+def test_stream_fails_when_the_text_never_comes(capsys):
+    ws = FakeWS([b"nothing here"])
+    assert virtctl._stream(ws, stream_args("--until", "login ready", "--send", "x"), 1) == 1
+    assert "did not appear" in capsys.readouterr().err
