@@ -200,7 +200,7 @@ def test_qemu_killed_is_a_failure(launch, guest):
     os.kill(qemu, signal.SIGKILL)
     final = events.wait(lambda s: s["final"])
     assert final["outcome"] == "Failed"
-    assert time.monotonic() - start < 5  # no zombie for libvirt to wait on
+    assert time.monotonic() - start < 10  # no zombie for libvirt to wait on (that took 80 s)
     assert launcher.proc.wait(30) == 1
 
 

@@ -52,7 +52,6 @@ class CommandServer:
 
     def _serve(self, conn: socket.socket):
         reader = LineReader(conn)
-        handed_off = False
         try:
             hello = reader.read()
             if not isinstance(hello, dict) or hello.get("version") != VERSION:
@@ -94,11 +93,10 @@ class CommandServer:
         except (OSError, ProtocolError) as exc:
             log.debug("connection ended: %s", exc)
         finally:
-            if not handed_off:
-                try:
-                    conn.close()
-                except OSError:
-                    pass
+            try:
+                conn.close()
+            except OSError:
+                pass
 
     def _dispatch(self, cmd, request):
         m = self.manager
