@@ -1,10 +1,10 @@
 """KubeVirt on the local cluster: the demo VM from examples/ end to end, the components' resilience,
 and a clean uninstall. VMs boot with TCG here, so waits are minutes long.
 
-Console path: virt-api does not exist yet, so the serial console is read (a) from the launcher's serial
-log (/var/run/kubevirt-private/virt-serial0.log in the compute container: the whole boot, for the
-markers) and (b) live through virt-handler's mTLS console WebSocket with virt-api's client certificate
-(the path virt-api will proxy).
+Console paths checked here: (a) the launcher's serial log (/var/run/kubevirt-private/virt-serial0.log
+in the compute container: the whole boot, for the markers) and (b) live through virt-handler's mTLS
+console WebSocket with virt-api's client certificate (what virt-api proxies; virtctl console through
+virt-api itself is covered by test_virtapi.py).
 """
 import base64
 import json
