@@ -55,7 +55,9 @@ class _Conn:
 class LauncherClient:
     """One request at a time over one connection (reconnects after an error)."""
 
-    def __init__(self, socket_path: str, timeout: float = 60.0):
+    # A first sync under TCG on a loaded node (libvirt capability probe + domain start) has been
+    # seen to take over a minute.
+    def __init__(self, socket_path: str, timeout: float = 120.0):
         self.path = socket_path
         self.timeout = timeout
         self._conn: _Conn | None = None

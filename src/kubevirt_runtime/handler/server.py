@@ -159,7 +159,7 @@ class _Handler(BaseHTTPRequestHandler):
         if request is None:
             return self._error(400, "not a WebSocket request")
         try:
-            console = open_console(path)
+            console = open_console(path, history=True)
         except LauncherError as exc:
             response = protocol.reject(409, f"console unavailable: {exc}\n")
             protocol.send_response(response)
