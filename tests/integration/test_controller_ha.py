@@ -47,7 +47,7 @@ def test_two_active_replicas_still_create_one_pod_per_vmi(api_client, namespace,
     vmis = ResourceClient(api_client, VMIS)
     for i in range(10):
         vmis.create(vmi_body(f"race{i}"), namespace)
-    wait_for(lambda: len(pods_per_vmi(api_client, namespace)) == 10, message="pods")
+    wait_for(lambda: len(pods_per_vmi(api_client, namespace)) == 10, timeout=90, message="pods")
     time.sleep(2)
     assert set(pods_per_vmi(api_client, namespace).values()) == {1}
 
