@@ -137,6 +137,11 @@ def test_subscribe_generator_ends_when_launcher_goes(server):
     srv, manager = server
     gen = subscribe(srv.path)
     assert next(gen)["status"] == "Missing"
+    # The fake registers the subscriber just after sending the first state: wait for it.
+    deadline = time.monotonic() + 5
+    while not manager.subscribers and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert manager.subscribers
     for s in list(manager.subscribers):
         s.shutdown(socket.SHUT_RDWR)
     assert list(gen) == []
