@@ -32,7 +32,7 @@ binaries: $(STAMP)
 test: test-unit node-packages binaries test-integration test-e2e
 
 test-unit: $(STAMP)
-	$(PYTEST) -q tests/unit
+	$(PYTEST) -q --timeout 120 tests/unit
 
 # libvirt + QEMU (TCG) on this host for the launcher/handler integration tests.
 node-packages:
