@@ -15,6 +15,13 @@ KUBECTL = STATE_DIR / "bin" / "kubectl"
 OWN_CHAIN_PREFIXES = ("KUBE-", "CNI-", "KUBEVIRT-OPS-")
 OWN_INTERFACE_PREFIXES = ("kvo-", "veth")
 
+# The demo VM of examples/ and what its console prints.
+KUBEVIRT_NAMESPACE = "kubevirt"
+DEMO_MANIFEST = REPO / "examples" / "vm-demo.yaml"
+DEMO_MARKER = "kubevirt-ops demo: login ready"
+BOOT_TIMEOUT = 900  # TCG
+DEPLOY_EXTRA = ("-e", f"kubeconfig={KUBECONFIG}", "-e", f"kubectl={KUBECTL}")
+
 
 def run_playbook(name, *extra, check=True, timeout=3600):
     """Run playbooks/NAME.yml on the local inventory; returns (returncode, output, seconds)."""
@@ -78,3 +85,24 @@ def host_traces():
         if exe.startswith(str(STATE_DIR)) or exe.endswith(("containerd-shim-runc-v2",)):
             processes.add(f"{pid}:{exe}")
     return {"interfaces": interfaces, "chains": chains, "mounts": mounts, "processes": processes}
+
+
+def wait_for(what, probe, timeout, interval=2.0):
+    """Calls probe() until it returns something truthy; fails naming `what` and the last value."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = probe()
+        except AssertionError as exc:  # kubectl errors while objects come and go
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def get(kind, name, namespace):
+    out = kubectl("get", kind, name, "-n", namespace, "-o", "json", "--ignore-not-found")
+    return json.loads(out) if out.strip() else None

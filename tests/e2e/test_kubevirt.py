@@ -21,35 +21,15 @@ from tests.e2e import cluster as c
 
 pytestmark = pytest.mark.e2e
 
-NS = "kubevirt"
-MANIFEST = REPO / "examples" / "vm-demo.yaml"
-MARKER = "kubevirt-ops demo: login ready"
 CLOUD_INIT = "cloud-init ran: hello from user-data"
 TOOLBOX = "docker.io/kubevirt-ops/toolbox:v1.36.3"
 SERIAL_LOG = "/var/run/kubevirt-private/virt-serial0.log"
-BOOT_TIMEOUT = 900  # TCG
-DEPLOY_EXTRA = ("-e", f"kubeconfig={c.KUBECONFIG}", "-e", f"kubectl={c.KUBECTL}")
-
-
-def wait_for(what, probe, timeout, interval=2.0):
-    """Calls probe() until it returns something truthy; fails naming `what` and the last value."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = probe()
-        except AssertionError as exc:  # kubectl errors while objects come and go
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-
-
-def get(kind, name, namespace):
-    out = c.kubectl("get", kind, name, "-n", namespace, "-o", "json", "--ignore-not-found")
-    return json.loads(out) if out.strip() else None
+NS = c.KUBEVIRT_NAMESPACE
+MANIFEST = c.DEMO_MANIFEST
+MARKER = c.DEMO_MARKER
+BOOT_TIMEOUT = c.BOOT_TIMEOUT
+DEPLOY_EXTRA = c.DEPLOY_EXTRA
+wait_for, get = c.wait_for, c.get
 
 
 def launcher_pods(vm):

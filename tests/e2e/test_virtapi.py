@@ -13,38 +13,19 @@ from tests.e2e import cluster as c
 
 pytestmark = pytest.mark.e2e
 
-NS = "kubevirt"
-MANIFEST = REPO / "examples" / "vm-demo.yaml"
 VM_NAME = "vm-demo"
 VM_NS = "default"
-MARKER = "kubevirt-ops demo: login ready"
-BOOT_TIMEOUT = 900  # TCG
-DEPLOY_EXTRA = ("-e", f"kubeconfig={c.KUBECONFIG}", "-e", f"kubectl={c.KUBECTL}")
+NS = c.KUBEVIRT_NAMESPACE
+MANIFEST = c.DEMO_MANIFEST
+MARKER = c.DEMO_MARKER
+BOOT_TIMEOUT = c.BOOT_TIMEOUT
+DEPLOY_EXTRA = c.DEPLOY_EXTRA
+wait_for, get = c.wait_for, c.get
 
 
 def virtctl(*args, timeout=120):
     return subprocess.run([str(REPO / "hack" / "virtctl.sh"), *args], capture_output=True, text=True,
                           timeout=timeout, stdin=subprocess.DEVNULL)
-
-
-def get(kind, name, namespace):
-    out = c.kubectl("get", kind, name, "-n", namespace, "-o", "json", "--ignore-not-found")
-    return json.loads(out) if out.strip() else None
-
-
-def wait_for(what, probe, timeout, interval=2.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = probe()
-        except AssertionError as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
 def vmi():
