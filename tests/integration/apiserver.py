@@ -255,7 +255,7 @@ def bind_pod(api_client, namespace, name, node):
     """What the scheduler does: a Binding sets spec.nodeName."""
     from kubevirt_runtime.machinery.resource import Resource, ResourceClient
     pods = ResourceClient(api_client, Resource("", "v1", "pods"))
-    pods._request("create", "POST", pods.resource.path(namespace, name, "binding"), body={
+    pods.request("POST", pods.resource.path(namespace, name, "binding"), subresource="binding", body={
         "apiVersion": "v1", "kind": "Binding", "metadata": {"name": name, "namespace": namespace},
         "target": {"apiVersion": "v1", "kind": "Node", "name": node}})
 

@@ -64,14 +64,12 @@ class Subresources:
     def vm(self, namespace: str, name: str, action: str, body: dict | None = None) -> None:
         if action not in VM_SUBRESOURCES:
             raise ValueError(f"unknown VM subresource {action!r}")
-        self._vms._request("update", "PUT", _VMS.path(namespace, name, action), body=body or {},
-                           subresource=action)
+        self._vms.request("PUT", _VMS.path(namespace, name, action), body=body or {}, subresource=action)
 
     def vmi(self, namespace: str, name: str, action: str, body: dict | None = None) -> None:
         if action not in VMI_SUBRESOURCES:
             raise ValueError(f"unknown VMI subresource {action!r}")
-        self._vmis._request("update", "PUT", _VMIS.path(namespace, name, action), body=body or {},
-                            subresource=action)
+        self._vmis.request("PUT", _VMIS.path(namespace, name, action), body=body or {}, subresource=action)
 
     def guestosinfo(self, namespace: str, name: str) -> dict:
         return self._vmis.get(name, namespace, subresource="guestosinfo")

@@ -27,6 +27,8 @@ class ApiError(Exception):
         self.status = status
         self.body = body if isinstance(body, dict) else {"message": str(body)}
         self.reason = self.body.get("reason", "")
+        self.method = verb  # the HTTP method, as sent
+        self.path = path
         super().__init__(f"{verb} {path}: {status} {self.reason}: {self.body.get('message', '')}")
 
     @property
@@ -106,8 +108,13 @@ class ResourceClient:
 
     # -- plumbing
 
-    def _request(self, verb, method, path, query=None, body=None, content_type=None, timeout=None, stream=False,
-                 subresource=None):
+    def request(self, method, path, query=None, body=None, content_type=None, timeout=None, stream=False,
+                verb=None, subresource=None):
+        """One HTTP call to the API server at `path` (absolute, e.g. from `Resource.path`), for what the verbs
+        below do not cover (subresources of other API groups, raw paths). Returns the decoded JSON body
+        ({} when empty), or with `stream` the raw urllib3 response; raises ApiError on a non-2xx answer.
+        `verb` (default: from the method) and `subresource` only label the request metrics."""
+        verb = verb or _VERBS.get(method, method.lower())
         headers = {"Accept": "application/json"}
         if content_type:
             headers["Content-Type"] = content_type
@@ -137,31 +144,33 @@ class ResourceClient:
     # -- verbs
 
     def get(self, name, namespace=None, subresource=None):
-        return self._request("get", "GET", self.resource.path(namespace, name, subresource), subresource=subresource)
+        return self.request("GET", self.resource.path(namespace, name, subresource), subresource=subresource)
 
     def list(self, namespace=None, label_selector=None, field_selector=None, resource_version=None, limit=None,
              continue_token=None, timeout=60):
         query = {"labelSelector": label_selector, "fieldSelector": field_selector,
                  "resourceVersion": resource_version, "limit": limit, "continue": continue_token}
-        return self._request("list", "GET", self.resource.path(namespace), query, timeout=timeout)
+        return self.request("GET", self.resource.path(namespace), query, timeout=timeout, verb="list")
 
-    def create(self, obj, namespace=None):
-        return self._request("create", "POST", self.resource.path(namespace or _ns(obj)), body=obj)
+    # `dry_run`: the API server runs admission and validation and answers with the result, storing nothing.
 
-    def update(self, obj, namespace=None, subresource=None):
+    def create(self, obj, namespace=None, dry_run=False):
+        return self.request("POST", self.resource.path(namespace or _ns(obj)), _dry_run(dry_run), body=obj)
+
+    def update(self, obj, namespace=None, subresource=None, dry_run=False):
         meta = obj["metadata"]
-        return self._request("update", "PUT", self.resource.path(namespace or meta.get("namespace"), meta["name"],
-                                                                 subresource), body=obj, subresource=subresource)
+        return self.request("PUT", self.resource.path(namespace or meta.get("namespace"), meta["name"], subresource),
+                            _dry_run(dry_run), body=obj, subresource=subresource)
 
-    def patch(self, name, patch, namespace=None, content_type=MERGE_PATCH, subresource=None):
-        return self._request("patch", "PATCH", self.resource.path(namespace, name, subresource), body=patch,
-                             content_type=content_type, subresource=subresource)
+    def patch(self, name, patch, namespace=None, content_type=MERGE_PATCH, subresource=None, dry_run=False):
+        return self.request("PATCH", self.resource.path(namespace, name, subresource), _dry_run(dry_run), body=patch,
+                            content_type=content_type, subresource=subresource)
 
     def patch_status(self, name, patch, namespace=None, content_type=MERGE_PATCH):
         return self.patch(name, patch, namespace, content_type, subresource="status")
 
     def delete(self, name, namespace=None, uid=None, resource_version=None, propagation_policy=None,
-               grace_period_seconds=None):
+               grace_period_seconds=None, dry_run=False):
         body = {"kind": "DeleteOptions", "apiVersion": "v1"}
         preconditions = {k: v for k, v in (("uid", uid), ("resourceVersion", resource_version)) if v}
         if preconditions:
@@ -170,7 +179,7 @@ class ResourceClient:
             body["propagationPolicy"] = propagation_policy
         if grace_period_seconds is not None:
             body["gracePeriodSeconds"] = grace_period_seconds
-        return self._request("delete", "DELETE", self.resource.path(namespace, name), body=body)
+        return self.request("DELETE", self.resource.path(namespace, name), _dry_run(dry_run), body=body)
 
     def watch(self, namespace=None, resource_version=None, label_selector=None, field_selector=None,
               timeout_seconds=300, bookmarks=True):
@@ -178,12 +187,19 @@ class ResourceClient:
         query = {"watch": "true", "resourceVersion": resource_version, "labelSelector": label_selector,
                  "fieldSelector": field_selector, "timeoutSeconds": timeout_seconds,
                  "allowWatchBookmarks": "true" if bookmarks else None}
-        raw = self._request("watch", "GET", self.resource.path(namespace), query, stream=True,
-                            timeout=(10, timeout_seconds + 30))
+        raw = self.request("GET", self.resource.path(namespace), query, stream=True, timeout=(10, timeout_seconds + 30),
+                           verb="watch")
         try:
             yield from _json_lines(raw)
         finally:
             raw.release_conn()
+
+
+_VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+
+
+def _dry_run(dry_run):
+    return {"dryRun": "All"} if dry_run else None
 
 
 def _ns(obj):

@@ -73,7 +73,7 @@ def test_vm_paths():
     sent = []
 
     class FakeClient:
-        def _request(self, verb, method, path, body=None, subresource=None):
+        def request(self, method, path, body=None, subresource=None):
             sent.append((method, path, body))
 
     sub = Subresources.__new__(Subresources)

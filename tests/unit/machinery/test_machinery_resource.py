@@ -1,0 +1,54 @@
+"""ResourceClient's public request method and server-side dry runs, over a recording ApiClient."""
+import json
+
+import pytest
+
+from kubevirt_runtime.machinery.resource import VMS, ApiError, ResourceClient
+
+
+class Response:
+    def __init__(self, status, body):
+        self.status = status
+        self._body = json.dumps(body).encode() if body is not None else b""
+
+    def read(self):
+        return self._body
+
+
+class RecordingApi:
+    def __init__(self, status=200, body=None):
+        self.sent = []
+        self.status, self.body = status, body
+
+    def param_serialize(self, method, resource_path, query_params, header_params, auth_settings):
+        query = "&".join(f"{k}={v}" for k, v in query_params)
+        return method, resource_path + (f"?{query}" if query else ""), header_params, None, None
+
+    def call_api(self, method, url, header_params, body, _request_timeout):
+        self.sent.append((method, url, header_params.get("Content-Type"), body))
+        return Response(self.status, self.body)
+
+
+def test_writes_can_be_dry_runs():
+    api = RecordingApi(body={"kind": "VirtualMachine"})
+    vms = ResourceClient(api, VMS)
+    vms.create({"metadata": {"name": "a"}}, "ns", dry_run=True)
+    vms.patch("a", {"spec": {}}, "ns", dry_run=True)
+    vms.delete("a", "ns", dry_run=True)
+    vms.create({"metadata": {"name": "b"}}, "ns")
+    urls = [url for _, url, _, _ in api.sent]
+    assert urls == ["/apis/kubevirt.io/v1/namespaces/ns/virtualmachines?dryRun=All",
+                    "/apis/kubevirt.io/v1/namespaces/ns/virtualmachines/a?dryRun=All",
+                    "/apis/kubevirt.io/v1/namespaces/ns/virtualmachines/a?dryRun=All",
+                    "/apis/kubevirt.io/v1/namespaces/ns/virtualmachines"]
+    assert api.sent[1][2] == "application/merge-patch+json"
+
+
+def test_request_reaches_any_path_and_errors_carry_method_and_path():
+    api = RecordingApi(status=403, body={"kind": "Status", "reason": "Forbidden", "message": "no"})
+    vms = ResourceClient(api, VMS)
+    path = "/apis/subresources.kubevirt.io/v1/namespaces/ns/virtualmachines/a/start"
+    with pytest.raises(ApiError) as err:
+        vms.request("PUT", path, body={}, subresource="start")
+    assert (err.value.status, err.value.method, err.value.path, err.value.reason) == (403, "PUT", path, "Forbidden")
+    assert api.sent == [("PUT", path, "application/json", {})]
