@@ -85,6 +85,7 @@ def _domain():
             "disks": array("Disks of the guest.", _disk()),
             "interfaces": array("Network interfaces of the guest.", _interface()),
             "autoattachSerialConsole": boolean("Attach a serial console. Defaults to true."),
+            "autoattachGraphicsDevice": boolean("Attach a VNC display and a video device. Defaults to true."),
         }),
     }, required=["devices"])
 

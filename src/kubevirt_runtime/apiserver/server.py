@@ -5,14 +5,17 @@
     GET  /healthz /readyz /metrics  (and /apis/subresources.kubevirt.io/v1/healthz, as upstream)
     GET  /apis, /apis/subresources.kubevirt.io, /apis/subresources.kubevirt.io/v1      discovery
     PUT  /apis/subresources.kubevirt.io/v1/namespaces/{ns}/virtualmachines/{name}/{start,stop,restart}
-    PUT  /apis/subresources.kubevirt.io/v1/namespaces/{ns}/virtualmachineinstances/{name}/{pause,unpause}
-    GET  /apis/subresources.kubevirt.io/v1/namespaces/{ns}/virtualmachineinstances/{name}/guestosinfo
+    PUT  /apis/subresources.kubevirt.io/v1/namespaces/{ns}/virtualmachineinstances/{name}/{pause,unpause,softreboot,reset}
+    GET  /apis/subresources.kubevirt.io/v1/namespaces/{ns}/virtualmachineinstances/{name}/{guestosinfo,userlist,filesystemlist}
     GET  /apis/subresources.kubevirt.io/v1/namespaces/{ns}/virtualmachineinstances/{name}/console   (WebSocket)
+    GET  /apis/subresources.kubevirt.io/v1/namespaces/{ns}/virtualmachineinstances/{name}/vnc[?preserveSession=]
+    GET  /apis/subresources.kubevirt.io/v1/namespaces/{ns}/{virtualmachineinstances,virtualmachines}/{name}/portforward/{port}[/tcp]
 
-Subresource requests must come from the front-proxy (auth.py) and pass a SubjectAccessReview. The console
-is an HTTP upgrade relayed to virt-handler: the client's handshake goes to the handler as it is, the
-handler's 101 comes back, and from then on virt-api copies bytes both ways (WebSocket frames pass through
-unchanged, so virtctl and the handler speak to each other).
+Subresource requests must come from the front-proxy (auth.py) and pass a SubjectAccessReview. The WebSockets
+(console, vnc, portforward) are HTTP upgrades relayed to virt-handler: the client's handshake goes to the
+handler as it is, the handler's 101 comes back, and from then on virt-api copies bytes both ways (WebSocket
+frames pass through unchanged, so the client and the handler speak to each other). A VM's portforward goes
+to the VMI of the same name.
 """
 from __future__ import annotations
 
@@ -37,7 +40,10 @@ log = logging.getLogger(__name__)
 GROUP_VERSION = f"{SUBRESOURCE_GROUP}/v1"
 PREFIX = f"/apis/{SUBRESOURCE_GROUP}/v1"
 _SUBRESOURCE = re.compile(r"^" + re.escape(PREFIX) + r"/namespaces/(?P<ns>[^/]+)/(?P<resource>virtualmachines|"
-                          r"virtualmachineinstances)/(?P<name>[^/]+)/(?P<sub>[a-z]+)/?$")
+                          r"virtualmachineinstances)/(?P<name>[^/]+)/(?P<sub>[a-z]+)"
+                          r"(?P<rest>/[0-9]+(?:/[a-z]+)?)?/?$")
+STREAMS = ("console", "vnc", "portforward")  # WebSocket subresources
+WITH_PORT = ("portforward",)
 
 # (resource, subresource) -> (HTTP method, verb for authorization)
 SUBRESOURCES = {
@@ -46,9 +52,17 @@ SUBRESOURCES = {
     ("virtualmachines", "restart"): ("PUT", "update"),
     ("virtualmachineinstances", "pause"): ("PUT", "update"),
     ("virtualmachineinstances", "unpause"): ("PUT", "update"),
+    ("virtualmachineinstances", "softreboot"): ("PUT", "update"),
+    ("virtualmachineinstances", "reset"): ("PUT", "update"),
     ("virtualmachineinstances", "guestosinfo"): ("GET", "get"),
+    ("virtualmachineinstances", "userlist"): ("GET", "get"),
+    ("virtualmachineinstances", "filesystemlist"): ("GET", "get"),
     ("virtualmachineinstances", "console"): ("GET", "get"),
+    ("virtualmachineinstances", "vnc"): ("GET", "get"),
+    ("virtualmachineinstances", "portforward"): ("GET", "get"),
+    ("virtualmachines", "portforward"): ("GET", "get"),
 }
+JSON_ANSWERS = ("guestosinfo", "userlist", "filesystemlist")
 
 ADMISSION_TOTAL = Counter("kubevirt_virt_api_admission_reviews_total", "Admission reviews answered by virt-api.",
                           ["webhook", "allowed"])
@@ -57,6 +71,10 @@ SUBRESOURCE_TOTAL = Counter("kubevirt_virt_api_subresource_requests_total",
                             ["resource", "subresource", "code"])
 CONSOLE_ACTIVE = Gauge("kubevirt_console_active_connections", "Active console connections, by VMI.",
                        ["namespace", "name"])
+VNC_ACTIVE = Gauge("kubevirt_vnc_active_connections", "Active VNC connections, by VMI.", ["namespace", "name"])
+PORTFORWARD_ACTIVE = Gauge("kubevirt_portforward_active_tunnels", "Active port-forward tunnels, by VMI.",
+                           ["namespace", "name"])
+STREAM_GAUGES = {"console": CONSOLE_ACTIVE, "vnc": VNC_ACTIVE, "portforward": PORTFORWARD_ACTIVE}
 
 
 def api_resource_list() -> dict:
@@ -95,7 +113,7 @@ def route(method: str, path: str):
     match = _SUBRESOURCE.match(path)
     if match:
         found = SUBRESOURCES.get((match["resource"], match["sub"]))
-        if found is None:
+        if found is None or (match["rest"] is not None) != (match["sub"] in WITH_PORT):
             return None
         if found[0] != method:
             return "badmethod", path
@@ -236,18 +254,18 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             self._authorize(match)
             app = self.server.app
-            if resource == "virtualmachines":
+            if resource == "virtualmachines" and sub not in STREAMS:
                 app.vm_actions.run(sub, ns, name)
                 return self._send(200, b"")
-            vmi = app.handler_locator.vmi(ns, name)
-            if sub == "console":
-                return self._console(vmi)
+            vmi = app.handler_locator.vmi(ns, name)  # a VM's portforward: its VMI has the VM's name
+            if sub in STREAMS:
+                return self._relay(sub, vmi, match.get("rest") or "")
             check_vmi_for(sub, vmi)
             address = app.handler_locator.address_for(vmi)
             status, body = app.handler_client.request(address, method, app.handler_client.path(ns, name, sub))
             if status != 200:
                 raise handler_error(status, body)
-            return self._send(200, body if sub == "guestosinfo" else b"")
+            return self._send(200, body if sub in JSON_ANSWERS else b"")
         except SubresourceError as err:
             code = err.code
             raise
@@ -272,18 +290,20 @@ class _Handler(BaseHTTPRequestHandler):
                                         f'{match["sub"]}" in API group "{SUBRESOURCE_GROUP}" in the namespace '
                                         f'"{match["ns"]}"' + (f": {reason}" if reason else ""))
 
-    # -- console: relay the upgrade to virt-handler, then copy bytes
+    # -- console, vnc, portforward: relay the upgrade to virt-handler, then copy bytes
 
-    def _console(self, vmi):
+    def _relay(self, sub, vmi, rest):
         if (self.headers.get("Upgrade") or "").lower() != "websocket":
-            raise SubresourceError(400, "the console is a WebSocket: send an Upgrade: websocket request")
+            raise SubresourceError(400, f"{sub} is a WebSocket: send an Upgrade: websocket request")
         ns, name = vmi["metadata"]["namespace"], vmi["metadata"]["name"]
-        check_vmi_for("console", vmi)
+        check_vmi_for(sub, vmi)
         app = self.server.app
         address = app.handler_locator.address_for(vmi)
+        query = self.path.partition("?")[2]
+        target = app.handler_client.path(ns, name, sub) + rest + (f"?{query}" if query else "")
         upstream = app.handler_client.connect(address)
         try:
-            lines = [f"GET {app.handler_client.path(ns, name, 'console')} HTTP/1.1", f"Host: {address[0]}:{address[1]}"]
+            lines = [f"GET {target} HTTP/1.1", f"Host: {address[0]}:{address[1]}"]
             for key in ("Upgrade", "Connection", "Sec-WebSocket-Key", "Sec-WebSocket-Version",
                         "Sec-WebSocket-Protocol"):
                 if self.headers.get(key):
@@ -301,14 +321,15 @@ class _Handler(BaseHTTPRequestHandler):
             upstream.close()
             raise
         self.close_connection = True
-        CONSOLE_ACTIVE.labels(ns, name).inc()
-        log.info("console of %s/%s relayed to virt-handler %s:%s", ns, name, *address)
+        gauge = STREAM_GAUGES[sub].labels(ns, name)
+        gauge.inc()
+        log.info("%s of %s/%s relayed to virt-handler %s:%s", sub, ns, name, *address)
         try:
             splice(self.connection, upstream)
         finally:
-            CONSOLE_ACTIVE.labels(ns, name).dec()
+            gauge.dec()
             upstream.close()
-            log.info("console of %s/%s closed", ns, name)
+            log.info("%s of %s/%s closed", sub, ns, name)
 
 
 def _read_head(sock, limit=65536) -> tuple[bytes, bytes]:

@@ -9,7 +9,9 @@ VMs (through the kube API, with virt-api's own service account):
 State change requests go to ``status.stateChangeRequests`` (the status subresource) with the VM's
 resourceVersion as precondition, and never on top of requests still pending.
 
-VMIs (forwarded to the virt-handler of the VMI's node over mutual TLS): pause, unpause, guestosinfo, console.
+VMIs (forwarded to the virt-handler of the VMI's node over mutual TLS): pause, unpause, softreboot, reset,
+guestosinfo, userlist, filesystemlist, and the console, vnc and portforward streams; check_vmi_for() refuses
+first what upstream's virt-api refuses (not running, paused, no guest agent, no display).
 """
 from __future__ import annotations
 
@@ -179,16 +181,34 @@ class HandlerLocator:
         raise SubresourceError(503, f"no running virt-handler on node {node}")
 
 
+def _has_condition(vmi, cond_type: str) -> bool:
+    return any(c.get("type") == cond_type and c.get("status") == "True"
+               for c in (vmi.get("status") or {}).get("conditions") or [])
+
+
 def check_vmi_for(verb: str, vmi: dict) -> None:
-    """Upstream's preconditions, so the user gets a clear 409 before anything reaches the node."""
+    """Upstream's preconditions, so the user gets a clear error before anything reaches the node."""
     name = vmi["metadata"]["name"]
+    spec = vmi.get("spec") or {}
+    devices = (spec.get("domain") or {}).get("devices") or {}
+    if verb == "vnc" and devices.get("autoattachGraphicsDevice") is False:
+        raise SubresourceError(400, "No graphics devices are present.")
     phase = (vmi.get("status") or {}).get("phase")
     if phase != VMIPhase.RUNNING:
-        raise SubresourceError(409, f"VMI {name} is not running")
-    if verb == "pause" and _is_paused(vmi):
+        raise SubresourceError(400 if verb == "vnc" else 409, f"VMI {name} is not running")
+    paused = _is_paused(vmi)
+    if verb == "pause" and paused:
         raise SubresourceError(409, f"VMI {name} is already paused")
-    if verb == "unpause" and not _is_paused(vmi):
+    if verb == "unpause" and not paused:
         raise SubresourceError(409, f"VMI {name} is not paused")
+    if verb in ("softreboot", "portforward") and paused:
+        raise SubresourceError(409, f"VMI {name} is paused")
+    agent = _has_condition(vmi, ConditionType.AGENT_CONNECTED)
+    if verb in ("guestosinfo", "userlist", "filesystemlist") and not agent:
+        raise SubresourceError(409, f"VMI {name} does not have guest agent connected")
+    acpi = (((spec.get("domain") or {}).get("features") or {}).get("acpi") or {}).get("enabled", True)
+    if verb == "softreboot" and not agent and acpi is False:
+        raise SubresourceError(409, f"VMI {name} neither has the guest agent connected nor the ACPI feature enabled")
 
 
 class HandlerClient:

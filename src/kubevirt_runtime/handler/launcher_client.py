@@ -156,7 +156,7 @@ def subscribe(socket_path: str, timeout: float = 10.0):
 
 
 class Console:
-    """The raw serial console stream of a guest (bytes both ways)."""
+    """A raw stream from the launcher (serial console, VNC, a guest port): bytes both ways."""
 
     def __init__(self, sock: socket.socket, pending: bytes):
         self.sock, self._pending = sock, pending
@@ -180,12 +180,21 @@ class Console:
             pass
 
 
-def open_console(socket_path: str, history: bool = False, timeout: float = 10.0) -> Console:
+def open_stream(socket_path: str, cmd: str, timeout: float = 10.0, **args) -> Console:
+    """A raw byte stream from the launcher: console, vnc or portforward (port=, protocol=)."""
     conn = _Conn(socket_path, timeout)
-    conn.send({"id": 1, "cmd": "console", "history": history})
-    reply = conn.recv()
+    try:
+        conn.send({"id": 1, "cmd": cmd, **args})
+        reply = conn.recv()
+    except OSError as exc:
+        conn.close()
+        raise LauncherError(f"{cmd}: {exc}") from None
     if not reply or not reply.get("ok"):
         conn.close()
-        raise LauncherError(f"console refused: {reply and reply.get('error')}")
+        raise LauncherError(f"{cmd} refused: {reply and reply.get('error')}")
     conn.sock.settimeout(None)
     return Console(conn.sock, conn.buf)
+
+
+def open_console(socket_path: str, history: bool = False, timeout: float = 10.0) -> Console:
+    return open_stream(socket_path, "console", timeout, history=history)

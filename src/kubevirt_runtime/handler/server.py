@@ -5,11 +5,15 @@ given, whose subject CN is in that list) gets through the TLS handshake and the 
 on the network can pause a VM or open its console.
 
     GET  /healthz
-    PUT  /v1/namespaces/{namespace}/virtualmachineinstances/{name}/pause      -> 200 | 404 | 409
-    PUT  /v1/namespaces/{namespace}/virtualmachineinstances/{name}/unpause    -> 200 | 404 | 409
-    GET  /v1/namespaces/{namespace}/virtualmachineinstances/{name}/guestosinfo -> JSON
-    GET  /v1/namespaces/{namespace}/virtualmachineinstances/{name}/console    -> WebSocket (binary frames:
-         the raw serial console; subprotocol plain.kubevirt.io as upstream's virt-api speaks it)
+    PUT  /v1/namespaces/{namespace}/virtualmachineinstances/{name}/{pause,unpause,softreboot,reset} -> 200|404|409
+    GET  /v1/namespaces/{namespace}/virtualmachineinstances/{name}/{guestosinfo,userlist,filesystemlist} -> JSON
+    GET  /v1/namespaces/{namespace}/virtualmachineinstances/{name}/console                  -> WebSocket
+    GET  /v1/namespaces/{namespace}/virtualmachineinstances/{name}/vnc[?preserveSession=true] -> WebSocket
+    GET  /v1/namespaces/{namespace}/virtualmachineinstances/{name}/portforward/{port}[/tcp]  -> WebSocket
+
+WebSockets carry raw bytes in binary frames (serial console, RFB, the guest port's TCP stream); subprotocol
+plain.kubevirt.io as upstream's virt-api speaks it. VNC keeps one session per VMI as upstream: a new
+connection closes the one before, unless it asks preserveSession=true, which is then refused with 503.
 """
 from __future__ import annotations
 
@@ -17,20 +21,54 @@ import json
 import logging
 import re
 import select
+import socket
 import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
 
 from websockets.frames import Opcode
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
-from .launcher_client import LauncherError, open_console
+from .launcher_client import LauncherError, open_console, open_stream
 
 log = logging.getLogger(__name__)
 
-_PATH = re.compile(r"^/v1/namespaces/(?P<ns>[^/]+)/virtualmachineinstances/(?P<name>[^/]+)/(?P<verb>[a-z]+)/?$")
+_PATH = re.compile(r"^/v1/namespaces/(?P<ns>[^/]+)/virtualmachineinstances/(?P<name>[^/]+)/(?P<verb>[a-z]+)"
+                   r"(?:/(?P<port>[0-9]+)(?:/(?P<protocol>[a-z]+))?)?/?$")
 SUBPROTOCOLS = ["plain.kubevirt.io"]
+PUT_COMMANDS = ("pause", "unpause", "softreboot", "reset")
+GET_COMMANDS = ("guestosinfo", "userlist", "filesystemlist")
+EVENTS = {"softreboot": ("SoftRebooted", "VirtualMachineInstance soft rebooted"),
+          "reset": ("Reset", "VirtualMachineInstance reset")}
+
+
+class VNCSessions:
+    """One VNC session per VMI: a new one closes the old, unless it asked to preserve it (then it is refused)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.active: dict[tuple[str, str], socket.socket] = {}
+
+    def claim(self, key, stream, preserve: bool) -> bool:
+        with self.lock:
+            old = self.active.get(key)
+            if old is not None and preserve:
+                return False
+            self.active[key] = stream
+        if old is not None:
+            log.info("VNC of %s/%s: a new connection replaces the current one", *key)
+            try:
+                old.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        return True
+
+    def release(self, key, stream) -> None:
+        with self.lock:
+            if self.active.get(key) is stream:
+                del self.active[key]
 
 
 def server_ssl_context(cert_file: str, key_file: str, client_ca_file: str) -> ssl.SSLContext:
@@ -59,6 +97,7 @@ class _Server(ThreadingHTTPServer):
         self.ssl_context = ssl_context
         self.allowed_cns = set(allowed_cns or ())
         self.vmi_handler = vmi_handler
+        self.vnc_sessions = VNCSessions()
         super().__init__(address, handler_cls)
 
     def finish_request(self, request, client_address):
@@ -96,6 +135,9 @@ class _Handler(BaseHTTPRequestHandler):
         match = _PATH.match(self.path.split("?", 1)[0])
         return (match["ns"], match["name"], match["verb"]) if match else (None, None, None)
 
+    def _query(self) -> dict:
+        return {k: v[-1] for k, v in parse_qs(self.path.partition("?")[2]).items()}
+
     def _allowed(self) -> bool:
         cn = _peer_cn(self.request)
         if self.server.allowed_cns and cn not in self.server.allowed_cns:
@@ -112,9 +154,13 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(200, {"status": "ok"})
         ns, name, verb = self._route()
         if verb == "console":
-            return self._console(ns, name)
-        if verb == "guestosinfo":
-            return self._command(ns, name, "guestinfo")
+            return self._stream(ns, name, "console", lambda path: open_console(path, history=True))
+        if verb == "vnc":
+            return self._vnc(ns, name)
+        if verb == "portforward":
+            return self._portforward(ns, name)
+        if verb in GET_COMMANDS:
+            return self._command(ns, name, verb)
         return self._error(404, f"no such endpoint {self.path}")
 
     def do_PUT(self):  # noqa: N802
@@ -124,7 +170,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._allowed():
             return
         ns, name, verb = self._route()
-        if verb in ("pause", "unpause"):
+        if verb in PUT_COMMANDS:
             return self._command(ns, name, verb)
         return self._error(404, f"no such endpoint {self.path}")
 
@@ -137,13 +183,50 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(409, str(exc))
         except LauncherError as exc:
             return self._error(409, str(exc))
-        if cmd == "guestinfo":
+        if cmd in GET_COMMANDS:
             return self._json(200, result or {})
+        if cmd in EVENTS:
+            self._event(ns, name, *EVENTS[cmd])
         return self._json(200, {"status": "ok"})
 
-    # ------------------------------------------------------------------ console over WebSocket
+    def _event(self, ns, name, reason, message):
+        handler = self.server.vmi_handler
+        vmi, _ = handler.launcher_for(ns, name)
+        if vmi is not None and getattr(handler, "recorder", None) is not None:
+            handler.recorder.event(vmi, "Normal", reason, message)
 
-    def _console(self, ns, name):
+    # ------------------------------------------------------------------ streams over WebSocket
+
+    def _vnc(self, ns, name):
+        preserve = self._query().get("preserveSession", "false").lower() == "true"
+        sessions, key = self.server.vnc_sessions, (ns, name)
+        claimed = []
+
+        def opener(path):
+            stream = open_stream(path, "vnc")
+            if not sessions.claim(key, stream.sock, preserve):
+                stream.close()
+                raise _Refused(503, "Active VNC connection. Request denied.")
+            claimed.append(stream.sock)
+            return stream
+
+        try:
+            return self._stream(ns, name, "vnc", opener)
+        finally:
+            for sock in claimed:
+                sessions.release(key, sock)
+
+    def _portforward(self, ns, name):
+        match = _PATH.match(self.path.split("?", 1)[0])
+        port, protocol = match["port"], match["protocol"] or "tcp"
+        if not port or not 0 < int(port) < 65536:
+            return self._error(400, "portforward needs a port between 1 and 65535: .../portforward/{port}[/tcp]")
+        if protocol != "tcp":
+            return self._error(400, f"protocol {protocol!r} is not supported for port-forwarding: only tcp")
+        return self._stream(ns, name, "portforward",
+                            lambda path: open_stream(path, "portforward", port=int(port), protocol=protocol))
+
+    def _stream(self, ns, name, what, opener):
         handler = self.server.vmi_handler
         vmi, path = handler.launcher_for(ns, name)
         if vmi is None:
@@ -159,13 +242,12 @@ class _Handler(BaseHTTPRequestHandler):
         if request is None:
             return self._error(400, "not a WebSocket request")
         try:
-            console = open_console(path, history=True)
-        except LauncherError as exc:
-            response = protocol.reject(409, f"console unavailable: {exc}\n")
-            protocol.send_response(response)
-            self._flush(protocol)
+            console = opener(path)
+        except (LauncherError, _Refused) as exc:
+            code = exc.code if isinstance(exc, _Refused) else 409
+            message = exc.message if isinstance(exc, _Refused) else f"{what} unavailable: {exc}"
             self.close_connection = True
-            return
+            return self._error(code, message)
         response = protocol.accept(request)
         protocol.send_response(response)
         self._flush(protocol)
@@ -173,15 +255,15 @@ class _Handler(BaseHTTPRequestHandler):
             console.close()
             self.close_connection = True
             return
-        log.info("console of %s/%s opened by %s", ns, name, self.client_address[0])
+        log.info("%s of %s/%s opened by %s", what, ns, name, self.client_address[0])
         try:
             self._pump(protocol, console)
         except (OSError, ssl.SSLError) as exc:
-            log.debug("console of %s/%s: %s", ns, name, exc)
+            log.debug("%s of %s/%s: %s", what, ns, name, exc)
         finally:
             console.close()
             self.close_connection = True
-            log.info("console of %s/%s closed", ns, name)
+            log.info("%s of %s/%s closed", what, ns, name)
 
     def _pump(self, protocol, console):
         """One thread moves bytes both ways (an SSL socket must not be read and written concurrently)."""
@@ -208,9 +290,12 @@ class _Handler(BaseHTTPRequestHandler):
                         return
                 self._flush(protocol)  # pongs
             if console.sock in readable:
-                data = console.recv(65536)
+                try:
+                    data = console.recv(65536)
+                except OSError:
+                    data = b""
                 if not data:
-                    protocol.send_close(1000, "console closed")
+                    protocol.send_close(1000, "stream closed")
                     self._flush(protocol)
                     return
                 protocol.send_binary(data)
@@ -221,6 +306,12 @@ class _Handler(BaseHTTPRequestHandler):
             if chunk:
                 self.wfile.write(chunk)
         self.wfile.flush()
+
+
+class _Refused(Exception):
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code, self.message = code, message
 
 
 def _pick_subprotocol(protocol, offered):

@@ -68,6 +68,7 @@ class ConverterContext:
     disks: dict = field(default_factory=dict)  # volume name -> DiskSource
     serial_socket: str = "/var/run/kubevirt-private/virt-serial0"
     serial_log: str | None = None
+    vnc_socket: str = "/var/run/kubevirt-private/virt-vnc"
     tb_cache_mib: int | None = 16  # TCG translation cache (MiB); None = QEMU's default
     ovmf_code: str = "/usr/share/OVMF/OVMF_CODE_4M.fd"
     ovmf_code_secure: str = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"
@@ -276,6 +277,27 @@ def _disks(devices_el, vmi, ctx):
         _sub(devices_el, "controller", type="scsi", index=0, model="virtio-scsi")
 
 
+def graphics_enabled(vmi: dict) -> bool:
+    """A VNC display unless spec.domain.devices.autoattachGraphicsDevice is false (as upstream)."""
+    devices = ((vmi.get("spec") or {}).get("domain") or {}).get("devices") or {}
+    return devices.get("autoattachGraphicsDevice", True) is not False
+
+
+def _graphics(devices_el, vmi, ctx):
+    """Upstream's display: VNC on a unix socket in the private dir (virt-handler relays it), VGA with 16 MiB
+    of video memory for BIOS guests, bochs for EFI ones."""
+    if not graphics_enabled(vmi):
+        return
+    graphics = _sub(devices_el, "graphics", type="vnc")
+    _sub(graphics, "listen", type="socket", socket=ctx.vnc_socket)
+    video = _sub(devices_el, "video")
+    efi = (((vmi["spec"]["domain"].get("firmware") or {}).get("bootloader") or {}).get("efi")) is not None
+    if efi:
+        _sub(video, "model", type="bochs", heads=1)
+    else:
+        _sub(video, "model", type="vga", heads=1, vram=16384)
+
+
 def _drive_letters(index: int) -> str:
     """0 -> a, 25 -> z, 26 -> aa (as Linux names disks)."""
     letters = ""
@@ -371,6 +393,7 @@ def convert(vmi: dict, ctx: ConverterContext) -> str:
         console = _sub(devices_el, "console", type="unix")
         _sub(console, "source", mode="bind", path=ctx.serial_socket)
         _sub(console, "target", type="serial", port=0)
+    _graphics(devices_el, vmi, ctx)
     if ctx.guest_agent:
         channel = _sub(devices_el, "channel", type="unix")
         _sub(channel, "target", type="virtio", name="org.qemu.guest_agent.0")

@@ -13,8 +13,8 @@ from pathlib import Path
 import libvirt
 
 from . import accel as accel_mod
-from . import disks
-from .converter import ConverterContext, convert, domain_name, interface_mac
+from . import disks, guest_agent, guest_ports
+from .converter import ConverterContext, convert, domain_name, graphics_enabled, interface_mac
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +155,7 @@ class DomainManager:
         self.guest_info: dict = {}
         self.agent_connected = False
         self.started_at: float | None = None
+        self.acpi = True
         self.message = ""
         self._accel = accel
         self._accel_reason = "given" if accel else ""
@@ -297,11 +298,14 @@ class DomainManager:
             kernel, initrd = disks.kernel_boot_paths(vmi, self.container_disk_dir)
             ctx = ConverterContext(
                 accel=accel, disks=volumes, serial_socket=str(self.private_dir / "virt-serial0"),
-                serial_log=str(self.private_dir / "virt-serial0.log"), tb_cache_mib=self.tb_cache_mib,
+                serial_log=str(self.private_dir / "virt-serial0.log"), vnc_socket=str(self.vnc_socket),
+                tb_cache_mib=self.tb_cache_mib,
                 nvram_path=disks.nvram_path(self.private_dir), kernel_path=kernel, initrd_path=initrd)
             xml = convert(vmi, ctx)
             (self.private_dir / "domain.xml").write_text(xml)
             self.vmi = vmi
+            self.acpi = ((vmi["spec"]["domain"].get("features") or {}).get("acpi") or {}).get("enabled", True) \
+                is not False
             self.started_at = time.time()
             self.dom = self.conn.createXML(xml, 0)
             self.message = f"accelerator {accel} ({self._accel_reason or 'from options'})"
@@ -377,3 +381,58 @@ class DomainManager:
         except libvirt.libvirtError:
             return {}
         return {ours: raw[theirs] for theirs, ours in _GUEST_INFO_KEYS.items() if theirs in raw}
+
+    def softreboot(self) -> dict:
+        """As upstream: through the guest agent when it is connected, else the ACPI power button (the domain
+        restarts in place: on_reboot is restart)."""
+        dom = self._domain()
+        if self.agent_connected:
+            flags, how = libvirt.VIR_DOMAIN_REBOOT_GUEST_AGENT, "guest agent"
+        elif self.acpi:
+            flags, how = libvirt.VIR_DOMAIN_REBOOT_ACPI_POWER_BTN, "ACPI"
+        else:
+            raise RuntimeError("VMI neither has the guest agent connected nor the ACPI feature enabled")
+        log.info("soft reboot of %s through the %s", self.domain_name, how)
+        dom.reboot(flags)
+        return self.snapshot()
+
+    def reset(self) -> dict:
+        self._domain().reset(0)
+        log.info("reset %s", self.domain_name)
+        return self.snapshot()
+
+    def _agent(self, what: tuple[str, ...]) -> dict:
+        if not self.agent_connected:
+            raise RuntimeError("VMI does not have guest agent connected")
+        return guest_agent.query(self._domain(), what)
+
+    def guestosinfo(self) -> dict:
+        return guest_agent.agent_info(self._agent(tuple(guest_agent.COMMANDS)))
+
+    def userlist(self) -> dict:
+        return guest_agent.user_list(self._agent(("users",))["users"])
+
+    def filesystemlist(self) -> dict:
+        return guest_agent.filesystem_list(self._agent(("fs",))["fs"])
+
+    # ------------------------------------------------------------------ streams (see server.py)
+
+    @property
+    def vnc_socket(self) -> Path:
+        return self.private_dir / "virt-vnc"
+
+    def open_vnc(self) -> socket.socket:
+        """A connection to QEMU's VNC server (RFB bytes)."""
+        self._domain()
+        if not graphics_enabled(self.vmi or {}):
+            raise RuntimeError("No graphics devices are present.")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(str(self.vnc_socket))
+        except OSError as exc:
+            sock.close()
+            raise RuntimeError(f"VNC socket: {exc}") from None
+        return sock
+
+    def open_guest_port(self, port: int, protocol: str = "tcp") -> socket.socket:
+        return guest_ports.connect(self._domain(), self.vmi or {}, port, protocol)

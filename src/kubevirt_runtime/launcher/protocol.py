@@ -13,12 +13,20 @@ Version 1, newline-delimited JSON (one object per line, UTF-8):
      pause / unpause
      state      result: domain state (below)
      guestinfo  result: guest OS info from the guest agent ({} without an agent)
+     softreboot through the guest agent when connected, else the ACPI power button
+     reset      hard reset (the domain keeps running)
+     guestosinfo / userlist / filesystemlist
+                result: upstream's VirtualMachineInstanceGuestAgentInfo / GuestOSUserList / FileSystemList
+                (error when no agent is connected)
      ping       result: "pong"
 3. Subscription: {"id": n, "cmd": "subscribe"} -> ok, then the server pushes
    {"event": "domain", "domain": <state>} whenever the domain changes (libvirt lifecycle and agent
    events), starting with the current state. The connection then carries only events.
 4. Console: {"id": n, "cmd": "console", "history": bool} -> ok, then the connection is a raw byte
    stream to and from the guest's serial console (history: first replay recent output).
+5. Streams: {"id": n, "cmd": "vnc"} (QEMU's VNC server: RFB) or {"id": n, "cmd": "portforward", "port": P,
+   "protocol": "tcp"} (a TCP connection to the guest's port P) -> ok, then raw bytes both ways until
+   either side closes; or {"ok": false, "error"} and the connection stays usable.
 
 Domain state: {"name", "uid", "status": "Missing"|"Running"|"Paused"|"Shutdown"|"Shutoff"|"Crashed"|
 "NoState", "reason", "final": bool, "outcome": "Succeeded"|"Failed"|null (set when final),

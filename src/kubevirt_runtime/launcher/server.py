@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import socket
 import threading
 
@@ -83,6 +84,15 @@ class CommandServer:
                     conn.sendall(encode({"id": rid, "ok": True, "result": None}))
                     self.manager.console.serve(conn, bool(request.get("history")), reader.buf)
                     return
+                if cmd in STREAMS:
+                    try:
+                        target = STREAMS[cmd](self.manager, request)
+                    except Exception as exc:  # refused: the caller gets the reason, the connection stays usable
+                        conn.sendall(encode({"id": rid, "ok": False, "error": str(exc)}))
+                        continue
+                    conn.sendall(encode({"id": rid, "ok": True, "result": None}))
+                    splice(conn, target, reader.buf)
+                    return
                 try:
                     result = self._dispatch(cmd, request)
                     reply = {"id": rid, "ok": True, "result": result}
@@ -116,4 +126,43 @@ class CommandServer:
             return m.snapshot()
         if cmd == "guestinfo":
             return m.guestinfo()
+        if cmd in ("softreboot", "reset", "guestosinfo", "userlist", "filesystemlist"):
+            return getattr(m, cmd)()
         raise ValueError(f"unknown command {cmd!r}")
+
+
+STREAMS = {
+    "vnc": lambda manager, request: manager.open_vnc(),
+    "portforward": lambda manager, request: manager.open_guest_port(int(request.get("port") or 0),
+                                                                    request.get("protocol") or "tcp"),
+}
+
+
+def splice(client: socket.socket, target: socket.socket, pending: bytes = b"") -> None:
+    """Copies bytes both ways until either side closes (then half-closes the other, so its last bytes
+    still arrive), in the client's connection thread."""
+    client.settimeout(None)
+    target.settimeout(None)
+    try:
+        if pending:
+            target.sendall(pending)
+        peers = {client: target, target: client}
+        open_ = [client, target]
+        while open_:
+            readable, _, _ = select.select(open_, [], [])
+            for sock in readable:
+                data = sock.recv(65536)
+                if data:
+                    peers[sock].sendall(data)
+                    continue
+                open_.remove(sock)
+                try:
+                    peers[sock].shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+                if sock is target:  # the guest side ended: nothing more can come back
+                    return
+    except OSError as exc:
+        log.debug("stream ended: %s", exc)
+    finally:
+        target.close()

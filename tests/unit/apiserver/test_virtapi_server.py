@@ -87,11 +87,24 @@ def test_route_table():
     assert srv.route("GET", "/virtualmachines-mutate") is None
     kind, match = srv.route("PUT", PREFIX + "/namespaces/ns1/virtualmachines/vm1/start")
     assert kind == "subresource" and match == {"ns": "ns1", "resource": "virtualmachines", "name": "vm1",
-                                               "sub": "start"}
+                                               "sub": "start", "rest": None}
     assert srv.route("GET", PREFIX + "/namespaces/ns1/virtualmachines/vm1/start")[0] == "badmethod"
     assert srv.route("PUT", PREFIX + "/namespaces/ns1/virtualmachines/vm1/frob") is None
     assert srv.route("GET", PREFIX + "/namespaces/n/virtualmachineinstances/v/console")[0] == "subresource"
     assert srv.route("GET", PREFIX)[1]["kind"] == "APIResourceList"
+    # upstream virtctl's paths: portforward/{port}/{protocol} on VMIs and VMs, vnc with a query
+    for resource in ("virtualmachineinstances", "virtualmachines"):
+        kind, match = srv.route("GET", PREFIX + f"/namespaces/n/{resource}/v/portforward/22/tcp")
+        assert kind == "subresource" and match["sub"] == "portforward" and match["rest"] == "/22/tcp"
+    assert srv.route("GET", PREFIX + "/namespaces/n/virtualmachineinstances/v/portforward/80")[1]["rest"] == "/80"
+    assert srv.route("GET", PREFIX + "/namespaces/n/virtualmachineinstances/v/portforward") is None
+    assert srv.route("GET", PREFIX + "/namespaces/n/virtualmachineinstances/v/console/80") is None
+    assert srv.route("GET", PREFIX + "/namespaces/n/virtualmachineinstances/v/vnc?preserveSession=true")[0] \
+        == "subresource"
+    for sub in ("softreboot", "reset"):
+        assert srv.route("PUT", PREFIX + f"/namespaces/n/virtualmachineinstances/v/{sub}")[0] == "subresource"
+    for sub in ("guestosinfo", "userlist", "filesystemlist"):
+        assert srv.route("GET", PREFIX + f"/namespaces/n/virtualmachineinstances/v/{sub}")[0] == "subresource"
 
 
 def test_discovery_lists_the_subresources(pki, running):
@@ -100,6 +113,8 @@ def test_discovery_lists_the_subresources(pki, running):
     assert code == 200 and body["groupVersion"] == "subresources.kubevirt.io/v1"
     names = {r["name"]: r["verbs"] for r in body["resources"]}
     assert names["virtualmachines/start"] == ["update"] and names["virtualmachineinstances/console"] == ["get"]
+    assert names["virtualmachineinstances/vnc"] == ["get"] and names["virtualmachines/portforward"] == ["get"]
+    assert names["virtualmachineinstances/softreboot"] == ["update"]
     code, group = call(pki, port, "GET", "/apis/subresources.kubevirt.io")
     assert group["preferredVersion"]["version"] == "v1"
     assert call(pki, port, "GET", "/healthz")[0] == 200
@@ -200,7 +215,7 @@ def with_handler(pki):
             conn.send(message.upper() if isinstance(message, bytes) else message)
 
     def process_request(conn, request):
-        if not request.path.endswith("/console"):
+        if not request.path.split("?")[0].endswith(("/console", "/vnc", "/80/tcp")):
             seen.append(request.path)
             return conn.respond(200, '{"status": "ok"}')
         return None
@@ -215,7 +230,9 @@ def with_handler(pki):
         def vmi(self, ns, name):
             if name == "missing":
                 raise SubresourceError(404, 'virtualmachineinstances.kubevirt.io "missing" not found')
-            return {"metadata": {"name": name, "namespace": ns}, "status": {"phase": "Running", "nodeName": "n1"}}
+            conditions = [] if name == "noagent" else [{"type": "AgentConnected", "status": "True"}]
+            return {"metadata": {"name": name, "namespace": ns},
+                    "status": {"phase": "Running", "nodeName": "n1", "conditions": conditions}}
 
         def address_for(self, vmi):
             return "127.0.0.1", port
@@ -254,3 +271,34 @@ def test_pause_goes_to_the_handler_and_missing_vmis_are_404(pki, with_handler):
     code, body = call(pki, port, "PUT", PREFIX + "/namespaces/ns1/virtualmachineinstances/missing/pause", "proxy",
                       USER)
     assert code == 404 and body["reason"] == "NotFound"
+
+
+@pytest.mark.parametrize("path, handler_path", [
+    ("virtualmachineinstances/v1/vnc?preserveSession=true",
+     "/v1/namespaces/ns1/virtualmachineinstances/v1/vnc?preserveSession=true"),
+    ("virtualmachineinstances/v1/portforward/80/tcp", "/v1/namespaces/ns1/virtualmachineinstances/v1/portforward/80/tcp"),
+    # a VM's port-forward reaches the VMI of the same name
+    ("virtualmachines/v1/portforward/80/tcp", "/v1/namespaces/ns1/virtualmachineinstances/v1/portforward/80/tcp"),
+])
+def test_vnc_and_portforward_are_relayed_with_port_and_query(pki, with_handler, path, handler_path):
+    from websockets.sync.client import connect
+    port, seen = with_handler
+    ctx = ssl.create_default_context(cafile=pki["serving_ca"])
+    ctx.load_cert_chain(*pki["proxy"])
+    with connect(f"wss://127.0.0.1:{port}{PREFIX}/namespaces/ns1/{path}", ssl=ctx, additional_headers=USER,
+                 subprotocols=["plain.kubevirt.io"]) as ws:
+        ws.send(b"rfb")
+        assert ws.recv(timeout=5) == b"RFB"
+    assert seen[-1] == handler_path
+
+
+def test_agent_subresources_need_the_agent(pki, with_handler):
+    port, seen = with_handler
+    code, body = call(pki, port, "GET", PREFIX + "/namespaces/ns1/virtualmachineinstances/noagent/userlist", "proxy",
+                      USER)
+    assert code == 409 and "guest agent" in body["message"]
+    code, _ = call(pki, port, "GET", PREFIX + "/namespaces/ns1/virtualmachineinstances/v1/filesystemlist", "proxy",
+                   USER)
+    assert code == 200 and seen[-1] == "/v1/namespaces/ns1/virtualmachineinstances/v1/filesystemlist"
+    assert call(pki, port, "PUT", PREFIX + "/namespaces/ns1/virtualmachineinstances/noagent/softreboot", "proxy",
+                USER)[0] == 200  # ACPI

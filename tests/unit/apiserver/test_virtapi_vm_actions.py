@@ -65,3 +65,39 @@ def test_vmi_preconditions():
                                ("console", vmi("Scheduled"), "not running")):
         with pytest.raises(SubresourceError, match=message):
             check_vmi_for(verb, obj)
+
+
+# ------------------------------------------------------------------ VMI preconditions (upstream's answers)
+
+def _vmi(phase="Running", conditions=(), devices=None, features=None):
+    domain = {"devices": devices or {}}
+    if features is not None:
+        domain["features"] = features
+    return {"metadata": {"name": "v"}, "spec": {"domain": domain},
+            "status": {"phase": phase, "conditions": [{"type": t, "status": "True"} for t in conditions]}}
+
+
+@pytest.mark.parametrize("verb, vmi, code, text", [
+    ("vnc", _vmi(devices={"autoattachGraphicsDevice": False}), 400, "No graphics devices"),
+    ("vnc", _vmi(phase="Scheduled"), 400, "not running"),
+    ("console", _vmi(phase="Scheduled"), 409, "not running"),
+    ("portforward", _vmi(conditions=["Paused"]), 409, "paused"),
+    ("softreboot", _vmi(conditions=["Paused"]), 409, "paused"),
+    ("softreboot", _vmi(features={"acpi": {"enabled": False}}), 409, "neither has the guest agent"),
+    ("guestosinfo", _vmi(), 409, "guest agent"),
+    ("userlist", _vmi(), 409, "guest agent"),
+    ("filesystemlist", _vmi(), 409, "guest agent"),
+])
+def test_vmi_preconditions(verb, vmi, code, text):
+    with pytest.raises(SubresourceError) as err:
+        check_vmi_for(verb, vmi)
+    assert err.value.code == code and text in err.value.message
+
+
+@pytest.mark.parametrize("verb, vmi", [
+    ("vnc", _vmi()), ("portforward", _vmi()), ("softreboot", _vmi()), ("reset", _vmi(conditions=["Paused"])),
+    ("softreboot", _vmi(conditions=["AgentConnected"], features={"acpi": {"enabled": False}})),
+    ("guestosinfo", _vmi(conditions=["AgentConnected"])),
+])
+def test_vmi_preconditions_met(verb, vmi):
+    check_vmi_for(verb, vmi)

@@ -347,3 +347,25 @@ def test_pure():
     before = copy.deepcopy(obj)
     assert convert(obj, DISK_CTX) == convert(obj, DISK_CTX)
     assert obj == before
+
+
+# ------------------------------------------------------------------ graphics (VNC)
+
+def test_vnc_on_a_unix_socket_and_vga_by_default():
+    root = xml(vmi(), ConverterContext(vnc_socket="/priv/virt-vnc"))
+    graphics = root.find("devices/graphics")
+    assert graphics.get("type") == "vnc"
+    assert graphics.find("listen").attrib == {"type": "socket", "socket": "/priv/virt-vnc"}
+    assert root.find("devices/video/model").attrib == {"type": "vga", "heads": "1", "vram": "16384"}
+
+
+def test_efi_guests_get_bochs_video():
+    obj = with_domain(vmi(), firmware={"bootloader": {"efi": {"secureBoot": False}}})
+    assert xml(obj).find("devices/video/model").get("type") == "bochs"
+
+
+def test_no_graphics_when_autoattach_is_off():
+    obj = vmi()
+    obj["spec"]["domain"]["devices"]["autoattachGraphicsDevice"] = False
+    root = xml(obj)
+    assert root.find("devices/graphics") is None and root.find("devices/video") is None

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from kubevirt_runtime.handler.launcher_client import (LauncherClient, LauncherError, Subscription, open_console,
-                                                      subscribe)
+                                                      open_stream, subscribe)
 from kubevirt_runtime.launcher import accel
 from kubevirt_runtime.launcher.server import CommandServer
 
@@ -63,6 +63,21 @@ class FakeManager:
 
     def guestinfo(self):
         return {"id": "debian"}
+
+    def open_vnc(self):
+        raise RuntimeError("No graphics devices are present.")
+
+    def open_guest_port(self, port, protocol):
+        """An echo 'guest' that upper-cases what it gets, on the other end of a socket pair."""
+        ours, theirs = socket.socketpair()
+        self.calls.append(("portforward", port, protocol))
+
+        def echo():
+            with theirs:
+                while data := theirs.recv(100):
+                    theirs.sendall(data.upper())
+        threading.Thread(target=echo, daemon=True).start()
+        return ours
 
     def subscribe(self, sock):
         from kubevirt_runtime.launcher.protocol import encode
@@ -189,3 +204,17 @@ def test_kvm_only_when_the_probe_guest_runs(monkeypatch, ok, expected):
     monkeypatch.setattr(accel.os, "close", lambda fd: None)
     monkeypatch.setattr(accel, "probe_guest", lambda *a, **k: (ok, "detail"))
     assert accel.choose_accel()[0] == expected
+
+
+def test_streams_relay_bytes_and_refusals_keep_the_connection(server):
+    srv, manager = server
+    with pytest.raises(LauncherError, match="vnc refused: No graphics devices"):
+        open_stream(srv.path, "vnc")
+    stream = open_stream(srv.path, "portforward", port=80, protocol="tcp")
+    stream.sendall(b"get /")
+    assert stream.recv() == b"GET /"
+    stream.sock.shutdown(socket.SHUT_WR)  # the client leaves: the guest side ends, then the stream
+    stream.settimeout(5)
+    assert stream.recv() == b""
+    stream.close()
+    assert ("portforward", 80, "tcp") in manager.calls
