@@ -7,17 +7,25 @@ usage, issuer) and has more than RENEW_BEFORE left; otherwise it is made anew.
 import datetime
 import ipaddress
 import os
+import traceback
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+try:
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+except ImportError:
+    # The module reports this with missing_required_lib instead of failing to import.
+    CRYPTOGRAPHY_IMPORT_ERROR = traceback.format_exc()
+    USAGES = {}
+else:
+    CRYPTOGRAPHY_IMPORT_ERROR = None
+    USAGES = {"server": ExtendedKeyUsageOID.SERVER_AUTH, "client": ExtendedKeyUsageOID.CLIENT_AUTH}
 
 CA_LIFETIME = datetime.timedelta(days=3650)
 CERT_LIFETIME = datetime.timedelta(days=365)
 RENEW_BEFORE = datetime.timedelta(days=30)
-USAGES = {"server": ExtendedKeyUsageOID.SERVER_AUTH, "client": ExtendedKeyUsageOID.CLIENT_AUTH}
 
 
 def _now():

@@ -56,11 +56,7 @@ created: {description: Stems of the files made or renewed in this run., type: li
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-try:
-    from ansible_collections.kubevirt.ops.plugins.module_utils import pki
-    HAS_CRYPTOGRAPHY = True
-except ImportError:
-    HAS_CRYPTOGRAPHY = False
+from ansible_collections.kubevirt.ops.plugins.module_utils import pki
 
 
 def main():
@@ -82,8 +78,8 @@ def main():
         ),
         supports_check_mode=False,
     )
-    if not HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib("cryptography"))
+    if pki.CRYPTOGRAPHY_IMPORT_ERROR:
+        module.fail_json(msg=missing_required_lib("cryptography"), exception=pki.CRYPTOGRAPHY_IMPORT_ERROR)
     p = module.params
     created = []
     try:
