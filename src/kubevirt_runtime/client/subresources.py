@@ -4,12 +4,14 @@ the Ansible modules.
     api_client, namespace = connect(kubeconfig=None, context=None)    # KUBECONFIG / ~/.kube/config / in-cluster
     sub = Subresources(api_client)
     sub.vm(namespace, "vm1", "start")             # start | stop | restart  (PUT, 200 or ApiError)
-    sub.vmi(namespace, "vm1", "pause")            # pause | unpause
-    sub.guestosinfo(namespace, "vm1")             # dict
+    sub.vmi(namespace, "vm1", "pause")            # pause | unpause | softreboot | reset
+    sub.guestosinfo(namespace, "vm1")             # dict (also userlist, filesystemlist)
     ws = sub.console(namespace, "vm1")            # websockets.sync.client.ClientConnection (binary frames)
+    ws = sub.stream(namespace, "vm1", "vnc", query="preserveSession=false")
+    ws = sub.stream(namespace, "vm1", "portforward/22/tcp", resource="virtualmachines")
 
-The console is a WebSocket upgrade of GET .../virtualmachineinstances/{name}/console with the subprotocol
-plain.kubevirt.io, authenticated to the kube-apiserver with the kubeconfig's credentials.
+The streams are WebSocket upgrades of GET .../{resource}/{name}/{console,vnc,portforward/...} with the
+subprotocol plain.kubevirt.io, authenticated to the kube-apiserver with the kubeconfig's credentials.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ GROUP = "subresources.kubevirt.io"
 VERSION = "v1"
 CONSOLE_SUBPROTOCOL = "plain.kubevirt.io"
 VM_SUBRESOURCES = ("start", "stop", "restart")
-VMI_SUBRESOURCES = ("pause", "unpause")
+VMI_SUBRESOURCES = ("pause", "unpause", "softreboot", "reset")
 
 _VMS = Resource(GROUP, VERSION, "virtualmachines", kind="VirtualMachine")
 _VMIS = Resource(GROUP, VERSION, "virtualmachineinstances", kind="VirtualMachineInstance")
@@ -74,12 +76,23 @@ class Subresources:
     def guestosinfo(self, namespace: str, name: str) -> dict:
         return self._vmis.get(name, namespace, subresource="guestosinfo")
 
-    # -- console
+    def userlist(self, namespace: str, name: str) -> dict:
+        return self._vmis.get(name, namespace, subresource="userlist")
 
-    def console_url(self, namespace: str, name: str) -> str:
+    def filesystemlist(self, namespace: str, name: str) -> dict:
+        return self._vmis.get(name, namespace, subresource="filesystemlist")
+
+    # -- streams (console, vnc, portforward)
+
+    def stream_url(self, namespace: str, name: str, subresource: str, resource: str = "virtualmachineinstances",
+                   query: str = "") -> str:
         host = self.api.configuration.host.rstrip("/")
         scheme = "wss" if host.startswith("https") else "ws"
-        return scheme + host[host.index(":"):] + _VMIS.path(namespace, name, "console")
+        res = _VMS if resource == "virtualmachines" else _VMIS
+        return scheme + host[host.index(":"):] + res.path(namespace, name, subresource) + (f"?{query}" if query else "")
+
+    def console_url(self, namespace: str, name: str) -> str:
+        return self.stream_url(namespace, name, "console")
 
     def ssl_context(self):
         cfg = self.api.configuration
@@ -104,10 +117,15 @@ class Subresources:
 
     def console(self, namespace: str, name: str, open_timeout: float = 30):
         """Opens the serial console; raises ApiError with the server's Status when the upgrade is refused."""
+        return self.stream(namespace, name, "console", open_timeout=open_timeout)
+
+    def stream(self, namespace: str, name: str, subresource: str, resource: str = "virtualmachineinstances",
+               query: str = "", open_timeout: float = 30):
         from websockets.exceptions import InvalidStatus
         from websockets.sync.client import connect as ws_connect
+        url = self.stream_url(namespace, name, subresource, resource, query)
         try:
-            return ws_connect(self.console_url(namespace, name), ssl=self.ssl_context(),
+            return ws_connect(url, ssl=self.ssl_context(),
                               additional_headers=self.auth_headers(), subprotocols=[CONSOLE_SUBPROTOCOL],
                               open_timeout=open_timeout, compression=None, max_size=None, ping_interval=None,
                               user_agent_header="virtctl (kubevirt-ops)")
@@ -118,4 +136,4 @@ class Subresources:
                 body = json.loads(response.body or b"{}")
             except ValueError:
                 body = {"message": (response.body or b"").decode(errors="replace")}
-            raise ApiError(response.status_code, body, "GET", _VMIS.path(namespace, name, "console")) from None
+            raise ApiError(response.status_code, body, "GET", url) from None

@@ -2,7 +2,12 @@
 
     virtctl [--kubeconfig PATH] [--context NAME] [-n NAMESPACE] start|stop|restart VM
     virtctl [...] pause|unpause vm|vmi NAME
+    virtctl [...] soft-reboot|reset VMI
+    virtctl [...] guestosinfo|userlist|fslist VMI                 (JSON from the guest agent)
     virtctl [...] console VMI [--timeout SECONDS] [--until TEXT] [--send TEXT]
+    virtctl [...] vnc VMI [--proxy-only] [--port N] [--address A] [--preserve-session] [--vnc-type T] [--vnc-path P]
+    virtctl [...] port-forward TYPE/NAME[/NAMESPACE] [tcp/]LOCAL[:REMOTE]... [--address A] [--stdio]
+    virtctl [...] ssh [USER@]TYPE/NAME[/NAMESPACE] [-l USER] [-i KEY] [-p PORT] [-c COMMAND] [-t SSH-OPTION]...
 
 `console` is interactive on a terminal (raw mode; Ctrl+] leaves). Without a terminal on stdin (or with
 --until/--send) it streams the console to stdout: stdin, if any, goes to the guest; it ends at --timeout
@@ -11,12 +16,16 @@ seconds, when --until TEXT has been seen (exit 0; exit 1 if the time ran out fir
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import threading
 import time
 
 from kubevirt_runtime.client.subresources import ApiError, Subresources, connect
+
+from . import forward
+from . import ssh as ssh_mod
 
 ESCAPE = b"\x1d"  # Ctrl+]
 
@@ -43,6 +52,37 @@ def parse_args(argv=None):
         sp = sub.add_parser(name, parents=[common], help=text)
         sp.add_argument("kind", choices=("vm", "vmi", "virtualmachine", "virtualmachineinstance"))
         sp.add_argument("name", metavar="NAME")
+    for name, text in (("soft-reboot", "soft reboot a VMI (guest agent, else ACPI)"),
+                       ("reset", "hard reset a VMI"),
+                       ("guestosinfo", "guest OS information from the guest agent (JSON)"),
+                       ("userlist", "users logged in to the guest, from the guest agent (JSON)"),
+                       ("fslist", "the guest's filesystems, from the guest agent (JSON)")):
+        sp = sub.add_parser(name, parents=[common], help=text)
+        sp.add_argument("name", metavar="VMI")
+    sp = sub.add_parser("vnc", parents=[common], help="open a VNC connection to a VMI")
+    sp.add_argument("name", metavar="VMI")
+    sp.add_argument("--proxy-only", action="store_true",
+                    help='only run the local proxy and print {"port": N} for a viewer of your choice')
+    sp.add_argument("--port", type=int, default=0, help="local port of the proxy (default: any free port)")
+    sp.add_argument("--address", default="127.0.0.1", help="local address of the proxy (with --proxy-only)")
+    sp.add_argument("--preserve-session", action="store_true",
+                    help="keep an existing VNC session instead of replacing it (then this connection is refused)")
+    sp.add_argument("--vnc-type", default=None, help="viewer to start: remote-viewer or tiger")
+    sp.add_argument("--vnc-path", default=None, help="path of the viewer executable")
+    sp = sub.add_parser("port-forward", parents=[common], help="forward local ports to a VM or VMI")
+    sp.add_argument("target", metavar="TYPE/NAME[/NAMESPACE]")
+    sp.add_argument("ports", nargs="+", metavar="[tcp/]LOCAL[:REMOTE]")
+    sp.add_argument("--address", default="127.0.0.1", help="local address to listen on")
+    sp.add_argument("--stdio", nargs="?", const="true", default="false", choices=("true", "false"),
+                    help="forward one port to stdin/stdout (what ssh's ProxyCommand uses)")
+    sp = sub.add_parser("ssh", parents=[common], help="ssh into a VM or VMI (the local ssh client)")
+    sp.add_argument("target", metavar="[USER@]TYPE/NAME[/NAMESPACE]")
+    sp.add_argument("-l", "--username", default=None, help="user to log in as")
+    sp.add_argument("-i", "--identity-file", default=None, help="private key file")
+    sp.add_argument("-p", "--port", type=int, default=22, help="the guest's SSH port")
+    sp.add_argument("-c", "--command", default=None, help="command to run in the guest")
+    sp.add_argument("-t", "--local-ssh-opts", action="append", default=[], help="extra option for the ssh client")
+    sp.add_argument("--known-hosts", default=None, help="known_hosts file for the guests")
     sp = sub.add_parser("console", parents=[common], help="connect to the serial console of a VMI")
     sp.add_argument("name", metavar="VMI")
     sp.add_argument("--timeout", type=float, default=None,
@@ -75,16 +115,51 @@ def main(argv=None) -> int:
             sub.vm(namespace, args.name, args.command)
             print(f"VM {args.name} was scheduled to {args.command}")
             return 0
-        if args.command in ("pause", "unpause"):
-            sub.vmi(namespace, args.name, args.command)
+        if args.command in ("pause", "unpause", "soft-reboot", "reset"):
+            sub.vmi(namespace, args.name, args.command.replace("-", ""))
             print(f"VMI {args.name} was scheduled to {args.command}")
             return 0
+        if args.command in AGENT_QUERIES:
+            print(json.dumps(getattr(sub, AGENT_QUERIES[args.command])(namespace, args.name), indent=2))
+            return 0
+        if args.command == "vnc":
+            query = f"preserveSession={'true' if args.preserve_session else 'false'}"
+            return forward.vnc(lambda: sub.stream(namespace, args.name, "vnc", query=query), args.address,
+                               args.port, args.proxy_only, args.vnc_type, args.vnc_path)
+        if args.command == "port-forward":
+            return _port_forward(sub, namespace, args)
+        if args.command == "ssh":
+            return _ssh(namespace, args)
         return console(sub, namespace, args)
     except ApiError as exc:
         verb = args.command
-        return _fail(f"{verb} {args.name}: {_message(exc)}")
+        return _fail(f"{verb} {getattr(args, 'name', None) or getattr(args, 'target', '')}: {_message(exc)}")
+    except (forward.UsageError, OSError) as exc:
+        return _fail(str(exc))
     except KeyboardInterrupt:
         return 130
+
+
+AGENT_QUERIES = {"guestosinfo": "guestosinfo", "userlist": "userlist", "fslist": "filesystemlist"}
+
+
+def _port_forward(sub, namespace, args) -> int:
+    resource, name, target_ns = forward.parse_target(args.target)
+    ports = [forward.parse_port(p) for p in args.ports]
+    ns = target_ns or namespace
+
+    def open_ws(remote, protocol):
+        return sub.stream(ns, name, f"portforward/{remote}/{protocol}", resource=resource)
+    return forward.port_forward(open_ws, ports, args.address, args.stdio == "true")
+
+
+def _ssh(namespace, args) -> int:
+    user, resource, name, target_ns = ssh_mod.parse_ssh_target(args.target)
+    argv = ssh_mod.ssh_argv(ssh_mod.self_command(args.kubeconfig, args.context), resource, name,
+                            target_ns or namespace, port=args.port, user=user or args.username,
+                            identity=args.identity_file, known_hosts=args.known_hosts,
+                            local_opts=args.local_ssh_opts, command=args.command)
+    return ssh_mod.run(argv)
 
 
 # ---------------------------------------------------------------- console
