@@ -48,5 +48,5 @@ bench: $(STAMP) binaries
 	$(VENV)/bin/python -m bench
 
 lint: $(STAMP)
-	$(VENV)/bin/python -m compileall -q src plugins
+	$(VENV)/bin/ruff check src plugins tests bench
 	$(VENV)/bin/ansible-playbook --syntax-check -i $(INVENTORY) playbooks/*.yml

@@ -51,7 +51,7 @@ def mib(n: float) -> str:
 
 def sizes(cache: Path = IMAGE_CACHE):
     manifest = json.loads((cache / "kubevirt-images.json").read_text())
-    for key, image in manifest.items():
+    for image in manifest.values():
         archive = cache / f"{image['archive']}.tar"
         layers = archive_layers(archive)
         print(f"size {image['name']}: {mib(sum(layers))} in {len(layers)} layers "

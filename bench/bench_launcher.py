@@ -68,6 +68,7 @@ def qemu_breakdown(pid, guest_bytes):
 
 def run_one(guest, tb_mib, memory):
     import guest as guest_mod
+
     from kubevirt_runtime.api.quantity import memory_bytes
     from kubevirt_runtime.handler.launcher_client import LauncherClient, open_console
 

@@ -10,7 +10,7 @@ def _network(value):
     try:
         return ipaddress.ip_network(str(value), strict=True)
     except ValueError as e:
-        raise AnsibleFilterError(f"{value!r} is not a network in CIDR notation: {e}")
+        raise AnsibleFilterError(f"{value!r} is not a network in CIDR notation: {e}") from None
 
 
 def is_cidr(value):

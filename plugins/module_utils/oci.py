@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import tarfile
 import tempfile
 
@@ -93,7 +94,8 @@ def _blob(blobs_dir, data):
 
 def image_config(layer_digests, entrypoint=None, cmd=None, env=None, workdir=None, user=None, labels=None):
     config = {"Env": env or ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]}
-    for key, value in (("Entrypoint", entrypoint), ("Cmd", cmd), ("WorkingDir", workdir), ("User", user), ("Labels", labels)):
+    for key, value in (("Entrypoint", entrypoint), ("Cmd", cmd), ("WorkingDir", workdir), ("User", user),
+                       ("Labels", labels)):
         if value:
             config[key] = value
     return {
@@ -155,7 +157,4 @@ def write_archive(archive, name, layer_paths, config):
         os.replace(tmp, archive)
         return digest, True
     finally:
-        for root, dirs, files in os.walk(workdir, topdown=False):
-            for f in files:
-                os.unlink(os.path.join(root, f))
-            os.rmdir(root)
+        shutil.rmtree(workdir)

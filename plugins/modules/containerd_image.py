@@ -30,6 +30,7 @@ digest: {description: The manifest digest now behind C(name)., type: str, return
 """
 
 from ansible.module_utils.basic import AnsibleModule
+
 from ansible_collections.kubevirt.ops.plugins.module_utils import oci
 
 

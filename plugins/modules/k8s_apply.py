@@ -98,6 +98,7 @@ diff_reliable:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+
 from ansible_collections.kubevirt.ops.plugins.module_utils import k8s_apply as ka
 
 

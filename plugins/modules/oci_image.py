@@ -12,10 +12,14 @@ description:
     (a cached base layer), so rebuilding an image after a code change rewrites only its top layer.
 options:
   path: {description: Archive to write., type: path, required: true}
-  name: {description: Image reference recorded in the archive (e.g. C(docker.io/kubevirt-ops/pause:3.10))., type: str, required: true}
+  name:
+    description: Image reference recorded in the archive (e.g. C(docker.io/kubevirt-ops/pause:3.10)).
+    type: str
+    required: true
   layer_dir: {description: Where built layers are kept., type: path, required: true}
   layers:
-    description: Layers bottom-up. Each has C(name) and either C(entries) (files {src, dest, mode} or trees {dir, dest}) or C(path) (a layer tar).
+    description: Layers bottom-up. Each has C(name) and either C(entries) (files {src, dest, mode} or trees
+      {dir, dest}) or C(path) (a layer tar).
     type: list
     elements: dict
     required: true
@@ -49,6 +53,7 @@ import json
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+
 from ansible_collections.kubevirt.ops.plugins.module_utils import oci
 
 
@@ -58,7 +63,8 @@ def _inputs_fingerprint(entries):
     for entry in entries:
         h.update(json.dumps(entry, sort_keys=True).encode())
         src = entry.get("src") or entry.get("dir")
-        for root, _dirs, files in os.walk(src) if entry.get("dir") else [(os.path.dirname(src), [], [os.path.basename(src)])]:
+        walk = os.walk(src) if entry.get("dir") else [(os.path.dirname(src), [], [os.path.basename(src)])]
+        for root, _dirs, files in walk:
             for name in sorted(files):
                 st = os.lstat(os.path.join(root, name))
                 h.update(f"{root}/{name}:{st.st_size}:{st.st_mtime_ns}:{st.st_mode}".encode())

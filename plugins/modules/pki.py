@@ -29,7 +29,8 @@ options:
       ca: {type: str, required: true, description: Stem of the signing CA.}
       common_name: {type: str, required: true, description: Subject CN.}
       organizations: {type: list, elements: str, default: [], description: Subject O (Kubernetes groups).}
-      usages: {type: list, elements: str, default: [client], choices: [client, server], description: Extended key usages.}
+      usages:
+        {type: list, elements: str, default: [client], choices: [client, server], description: Extended key usages.}
       dns_names: {type: list, elements: str, default: [], description: DNS SANs.}
       ip_addresses: {type: list, elements: str, default: [], description: IP SANs.}
   key_pairs:

@@ -13,7 +13,8 @@ description:
 options:
   name: {description: Service name (file names derive from it)., type: str, required: true}
   state:
-    description: C(started) keeps it running (restarting when argv, env or checksum change), C(restarted) always restarts, C(stopped) stops it.
+    description: C(started) keeps it running (restarting when argv, env or checksum change), C(restarted) always
+      restarts, C(stopped) stops it.
     type: str
     choices: [started, stopped, restarted]
     default: started
@@ -43,6 +44,7 @@ log: {description: The daemon's log file., type: str, returned: always}
 import sys
 
 from ansible.module_utils.basic import AnsibleModule
+
 from ansible_collections.kubevirt.ops.plugins.module_utils import supervisor as sv
 
 

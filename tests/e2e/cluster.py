@@ -60,8 +60,8 @@ def kubectl_json(*args):
 def cluster_answers():
     if not KUBECONFIG.exists() or not KUBECTL.exists():
         return False
-    proc = subprocess.run([str(KUBECTL), "--kubeconfig", str(KUBECONFIG), "--request-timeout=5s", "get", "--raw", "/readyz"],
-                          capture_output=True, text=True)
+    proc = subprocess.run([str(KUBECTL), "--kubeconfig", str(KUBECONFIG), "--request-timeout=5s",
+                           "get", "--raw", "/readyz"], capture_output=True, text=True)
     return proc.returncode == 0
 
 

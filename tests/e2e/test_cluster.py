@@ -79,7 +79,8 @@ def test_cluster_addresses_never_take_the_default_route(cluster):
     for address in (node_ip, service_ip, pod_probe, "10.96.200.200"):
         assert _route_device(address) != default_dev, address
     # And the isolation chain drops whatever would still try.
-    rules = subprocess.run(["iptables", "-S", "KUBEVIRT-OPS-ISOLATE"], capture_output=True, text=True, check=True).stdout
+    rules = subprocess.run(["iptables", "-S", "KUBEVIRT-OPS-ISOLATE"],
+                           capture_output=True, text=True, check=True).stdout
     assert "-d 10.244.0.0/16 -j DROP" in rules and "-s 10.96.0.0/16 -j DROP" in rules
 
 

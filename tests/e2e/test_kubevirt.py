@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO
 from tests.e2e import cluster as c
 
 pytestmark = pytest.mark.e2e

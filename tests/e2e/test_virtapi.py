@@ -1,9 +1,7 @@
 """virt-api on the local cluster: webhooks reject what is invalid (naming the field), and virtctl drives the
 demo VM through the aggregated API (kube-apiserver -> front-proxy -> virt-api -> virt-handler):
 stop/start, pause/unpause and the serial console (non-interactive, hack/virtctl.sh)."""
-import json
 import subprocess
-import time
 
 import pytest
 import yaml

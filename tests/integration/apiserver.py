@@ -112,7 +112,8 @@ class ControlPlane:
         admin = _cert("kubernetes-admin", admin_key, ca, ca_key, org="system:masters", client=True)
         sa_key = _key()
         files = {"ca.crt": _pem_cert(ca), "ca.key": _pem_key(ca_key), "apiserver.crt": _pem_cert(serving),
-                 "apiserver.key": _pem_key(serving_key), "admin.crt": _pem_cert(admin), "admin.key": _pem_key(admin_key),
+                 "apiserver.key": _pem_key(serving_key), "admin.crt": _pem_cert(admin),
+                 "admin.key": _pem_key(admin_key),
                  "sa.key": _pem_key(sa_key),
                  "sa.pub": sa_key.public_key().public_bytes(serialization.Encoding.PEM,
                                                             serialization.PublicFormat.SubjectPublicKeyInfo)}
@@ -238,7 +239,7 @@ class ControlPlane:
     # -- teardown
 
     def stop(self):
-        for name, proc in reversed(self.procs):
+        for _name, proc in reversed(self.procs):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
                 try:

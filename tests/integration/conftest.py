@@ -19,13 +19,11 @@ import uuid
 from pathlib import Path
 
 import pytest
+from apiserver import ControlPlane, free_port
 
 from kubevirt_runtime.api.crdgen import load_crds
 from kubevirt_runtime.machinery.resource import NAMESPACES, ApiError, ResourceClient
 from tests.conftest import BIN_DIR
-
-from apiserver import ControlPlane, free_port
-
 
 
 @pytest.fixture(scope="session")

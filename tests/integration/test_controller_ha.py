@@ -2,10 +2,9 @@
 import time
 
 import pytest
+from apiserver import wait_for
 
 from kubevirt_runtime.machinery.resource import LEASES, PODS, VMIS, ResourceClient
-
-from apiserver import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

@@ -1,9 +1,8 @@
 """virt-controller against a real API server: VM -> VMI -> pod, stop/start, deletion cascades."""
 import pytest
+from apiserver import bind_pod, force_delete_pod, set_pod_phase, wait_for
 
 from kubevirt_runtime.machinery.resource import PODS, VMIS, VMS, ResourceClient
-
-from apiserver import bind_pod, force_delete_pod, set_pod_phase, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -124,8 +123,8 @@ def test_stop_and_start_through_run_strategy_and_requests(cluster, virt_controll
     # virtctl stop: a Stop request naming the running VMI
     cluster.vms.patch_status("vm2", {"status": {"stateChangeRequests": [
         {"action": "Stop", "uid": vmi["metadata"]["uid"]}]}}, cluster.ns)
-    wait_for(lambda: cluster.kubelet_removes_pods(vmi["metadata"]["uid"]) and not cluster.vmis.list(cluster.ns)["items"],
-             message="VMI stopped")
+    wait_for(lambda: (cluster.kubelet_removes_pods(vmi["metadata"]["uid"])
+                      and not cluster.vmis.list(cluster.ns)["items"]), message="VMI stopped")
     wait_for(lambda: not cluster.vm("vm2")["status"].get("stateChangeRequests"), message="stop request trimmed")
     assert cluster.printable("vm2") == "Stopped"
 

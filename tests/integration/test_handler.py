@@ -26,7 +26,7 @@ from websockets.sync.client import connect as ws_connect
 
 from kubevirt_runtime.api.constants import NODE_NAME_LABEL
 from kubevirt_runtime.handler.launcher_client import LauncherClient
-from kubevirt_runtime.machinery.resource import ApiError, ResourceClient, VMIS
+from kubevirt_runtime.machinery.resource import VMIS, ApiError, ResourceClient
 
 try:
     from . import guest as guest_mod
@@ -154,7 +154,7 @@ def handler(control_plane, workdir, certs):
                         return h
             except OSError:
                 if h.proc.poll() is not None:
-                    raise RuntimeError(f"virt-handler exited: {h.log()[-3000:]}")
+                    raise RuntimeError(f"virt-handler exited: {h.log()[-3000:]}") from None
                 time.sleep(0.2)
         raise RuntimeError(f"virt-handler did not come up: {h.log()[-3000:]}")
 
@@ -212,7 +212,8 @@ def wait_vmi(client, namespace, name, pred, timeout=120, what="condition"):
         if last is not None and pred(last):
             return last
         time.sleep(0.2)
-    raise AssertionError(f"VMI {namespace}/{name}: no {what} within {timeout}s; status {json.dumps((last or {}).get('status'))}")
+    status = json.dumps((last or {}).get("status"))
+    raise AssertionError(f"VMI {namespace}/{name}: no {what} within {timeout}s; status {status}")
 
 
 def condition(vmi, cond_type):
@@ -223,7 +224,8 @@ def condition(vmi, cond_type):
 
 
 def https(certs, port, method, path, name="virt-api"):
-    req = urllib.request.Request(f"https://127.0.0.1:{port}{path}", method=method, data=b"" if method == "PUT" else None)
+    req = urllib.request.Request(f"https://127.0.0.1:{port}{path}", method=method,
+                                 data=b"" if method == "PUT" else None)
     try:
         with urllib.request.urlopen(req, context=client_ctx(certs, name), timeout=10) as r:
             return r.status, r.read()

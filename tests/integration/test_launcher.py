@@ -85,7 +85,8 @@ class Events:
                         return s
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise TimeoutError(f"no matching state; saw {[s and (s['status'], s['reason']) for s in self.states]}")
+                    seen = [s and (s["status"], s["reason"]) for s in self.states]
+                    raise TimeoutError(f"no matching state; saw {seen}")
                 self.cond.wait(left)
 
 

@@ -9,13 +9,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import ensure_namespace
+from virtapi_plane import FrontProxyControlPlane, VirtAPI
 
 from kubevirt_runtime.api.crdgen import load_crds
 from kubevirt_runtime.machinery.resource import VMS, ApiError, Resource, ResourceClient
 from tests.conftest import BIN_DIR
-
-from conftest import ensure_namespace
-from virtapi_plane import FrontProxyControlPlane, VirtAPI
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

@@ -5,8 +5,19 @@ validation.py walks them, so a field that is not listed here is rejected everywh
 meanings are upstream KubeVirt's; only the subset we implement is listed.
 """
 from .constants import PrintableStatus, RunStrategy, VMIPhase
-from .openapi import (array, boolean, empty_obj, free_obj, integer, obj, quantity, quantity_map,
-                      string, string_map, timestamp)
+from .openapi import (
+    array,
+    boolean,
+    empty_obj,
+    free_obj,
+    integer,
+    obj,
+    quantity,
+    quantity_map,
+    string,
+    string_map,
+    timestamp,
+)
 
 DISK_BUSES = ("virtio", "sata", "scsi")
 CDROM_BUSES = ("sata", "scsi")
@@ -74,7 +85,8 @@ def _interface():
 def _domain():
     return obj("The virtual hardware of the guest.", {
         "cpu": _cpu(),
-        "memory": obj("Guest memory.", {"guest": quantity("Memory the guest sees. Defaults to resources.requests.memory.")}),
+        "memory": obj("Guest memory.",
+                      {"guest": quantity("Memory the guest sees. Defaults to resources.requests.memory.")}),
         "resources": obj("Compute resources of the launcher pod (the guest's share).", {
             "requests": quantity_map("Minimum resources (cpu, memory)."),
             "limits": quantity_map("Maximum resources (cpu, memory)."),
@@ -123,7 +135,8 @@ def _toleration():
         "key": string("Taint key; empty matches all keys (with operator Exists)."),
         "operator": string("Exists or Equal. Defaults to Equal.", enum=("Exists", "Equal")),
         "value": string("Taint value to match."),
-        "effect": string("Taint effect to match; empty matches all.", enum=("NoSchedule", "PreferNoSchedule", "NoExecute")),
+        "effect": string("Taint effect to match; empty matches all.",
+                         enum=("NoSchedule", "PreferNoSchedule", "NoExecute")),
         "tolerationSeconds": integer("How long a NoExecute taint is tolerated."),
     })
 

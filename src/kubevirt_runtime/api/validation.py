@@ -184,8 +184,9 @@ def _check_disks(spec, path, errors):
         order = disk.get("bootOrder")
         if isinstance(order, int):
             if order in boot_orders:
+                used_by = boot_orders[order]
                 errors.append(FieldError(f"{dpath}[{i}].bootOrder",
-                                         f"boot order {order} is already used by disk {boot_orders[order]!r}", DUPLICATE))
+                                         f"boot order {order} is already used by disk {used_by!r}", DUPLICATE))
             boot_orders.setdefault(order, name)
 
 

@@ -4,12 +4,13 @@
     POST /virtualmachines-validate | /virtualmachineinstances-validate      validating webhooks
     GET  /healthz /readyz /metrics  (and /apis/subresources.kubevirt.io/v1/healthz, as upstream)
     GET  /apis, /apis/subresources.kubevirt.io, /apis/subresources.kubevirt.io/v1      discovery
-    PUT  /apis/subresources.kubevirt.io/v1/namespaces/{ns}/virtualmachines/{name}/{start,stop,restart}
-    PUT  /apis/subresources.kubevirt.io/v1/namespaces/{ns}/virtualmachineinstances/{name}/{pause,unpause,softreboot,reset}
-    GET  /apis/subresources.kubevirt.io/v1/namespaces/{ns}/virtualmachineinstances/{name}/{guestosinfo,userlist,filesystemlist}
-    GET  /apis/subresources.kubevirt.io/v1/namespaces/{ns}/virtualmachineinstances/{name}/console   (WebSocket)
-    GET  /apis/subresources.kubevirt.io/v1/namespaces/{ns}/virtualmachineinstances/{name}/vnc[?preserveSession=]
-    GET  /apis/subresources.kubevirt.io/v1/namespaces/{ns}/{virtualmachineinstances,virtualmachines}/{name}/portforward/{port}[/tcp]
+    PUT  $V1/namespaces/{ns}/virtualmachines/{name}/{start,stop,restart}
+    PUT  $V1/namespaces/{ns}/virtualmachineinstances/{name}/{pause,unpause,softreboot,reset}
+    GET  $V1/namespaces/{ns}/virtualmachineinstances/{name}/{guestosinfo,userlist,filesystemlist}
+    GET  $V1/namespaces/{ns}/virtualmachineinstances/{name}/console   (WebSocket)
+    GET  $V1/namespaces/{ns}/virtualmachineinstances/{name}/vnc[?preserveSession=]
+    GET  $V1/namespaces/{ns}/{virtualmachineinstances,virtualmachines}/{name}/portforward/{port}[/tcp]
+    ($V1 is /apis/subresources.kubevirt.io/v1)
 
 Subresource requests must come from the front-proxy (auth.py) and pass a SubjectAccessReview. The WebSockets
 (console, vnc, portforward) are HTTP upgrades relayed to virt-handler: the client's handshake goes to the

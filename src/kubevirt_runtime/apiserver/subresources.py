@@ -176,7 +176,8 @@ class HandlerLocator:
             raise _api_error(exc) from exc
         for pod in pods:
             status = pod.get("status") or {}
-            if status.get("phase") == "Running" and status.get("podIP") and not pod["metadata"].get("deletionTimestamp"):
+            deleting = pod["metadata"].get("deletionTimestamp")
+            if status.get("phase") == "Running" and status.get("podIP") and not deleting:
                 return status["podIP"], self.port
         raise SubresourceError(503, f"no running virt-handler on node {node}")
 

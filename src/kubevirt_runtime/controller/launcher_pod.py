@@ -19,11 +19,28 @@ Contract with virt-handler and virt-launcher (keep in sync with them):
 """
 import hashlib
 
-from ..api.constants import (API_VERSION, APP_LABEL, CREATED_BY_LABEL, DEFAULT_GRACE_PERIOD_SECONDS,
-                             DOMAIN_ANNOTATION, LAUNCHER_APP_VALUE, NODE_NAME_LABEL, VM_NAME_LABEL, VMI_KIND)
+from ..api.constants import (
+    API_VERSION,
+    APP_LABEL,
+    CREATED_BY_LABEL,
+    DEFAULT_GRACE_PERIOD_SECONDS,
+    DOMAIN_ANNOTATION,
+    LAUNCHER_APP_VALUE,
+    NODE_NAME_LABEL,
+    VM_NAME_LABEL,
+    VMI_KIND,
+)
 from ..api.quantity import cpu_millis, format_cpu, format_memory, memory_bytes
-from .config import (CONTAINER_DISK_DIR, LAUNCHER_CPU_OVERHEAD, LAUNCHER_EXTRA_GRACE_SECONDS,
-                     LAUNCHER_MEMORY_OVERHEAD, PRIVATE_DIR, PVC_DISK_DIR, SOCKET_DIR, ControllerConfig)
+from .config import (
+    CONTAINER_DISK_DIR,
+    LAUNCHER_CPU_OVERHEAD,
+    LAUNCHER_EXTRA_GRACE_SECONDS,
+    LAUNCHER_MEMORY_OVERHEAD,
+    PRIVATE_DIR,
+    PVC_DISK_DIR,
+    SOCKET_DIR,
+    ControllerConfig,
+)
 
 # Where the first init container leaves a static busybox for the containerDisk copy containers.
 BIN_DIR = "/var/run/kubevirt/bin"

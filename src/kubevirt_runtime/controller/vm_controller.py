@@ -12,8 +12,17 @@ import logging
 import uuid
 
 from ..api import default_vmi_spec
-from ..api.constants import (API_VERSION, VM_CONTROLLER_FINALIZER, VM_KIND, VMI_FINALIZER, VMI_KIND, RunStrategy,
-                             StateChangeAction, VMIPhase, vmi_is_final)
+from ..api.constants import (
+    API_VERSION,
+    VM_CONTROLLER_FINALIZER,
+    VM_KIND,
+    VMI_FINALIZER,
+    VMI_KIND,
+    RunStrategy,
+    StateChangeAction,
+    VMIPhase,
+    vmi_is_final,
+)
 from ..api.defaults import effective_run_strategy
 from ..machinery.events import NORMAL, WARNING
 from ..machinery.expectations import ControllerExpectations

@@ -4,8 +4,7 @@ import copy
 import datetime
 import random
 
-from ..api.constants import (ConditionType, PrintableStatus, RunStrategy, StateChangeAction, VMIPhase,
-                             vmi_is_final)
+from ..api.constants import ConditionType, PrintableStatus, RunStrategy, StateChangeAction, VMIPhase, vmi_is_final
 from ..api.defaults import effective_run_strategy
 from .conditions import get_condition, set_condition
 

@@ -160,7 +160,8 @@ class VMIController(Reconciler):
             self.recorder.event(vmi, WARNING, "FailedCreate", f"Error creating pod: {exc.body.get('message', exc)}")
             raise
         log.info("created launcher pod %s", created["metadata"]["name"], extra=obj_fields(vmi))
-        self.recorder.event(vmi, NORMAL, "SuccessfulCreate", f"Created virtual machine pod {created['metadata']['name']}")
+        self.recorder.event(vmi, NORMAL, "SuccessfulCreate",
+                            f"Created virtual machine pod {created['metadata']['name']}")
         return created
 
     def _sync_deleted(self, key, vmi, pods):

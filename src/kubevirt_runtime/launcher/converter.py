@@ -319,7 +319,8 @@ def _interfaces(devices_el, qemu_args, vmi):
             raise ConversionError(f"{path}.name: no network named {name!r}")
         if network.get("pod") is None:
             raise ConversionError(f"spec.networks[{name}]: only the pod network is supported")
-        bindings = [b for b in ("masquerade", "bridge", "sriov", "slirp", "passt", "binding") if iface.get(b) is not None]
+        bindings = [b for b in ("masquerade", "bridge", "sriov", "slirp", "passt", "binding")
+                    if iface.get(b) is not None]
         if bindings != ["masquerade"]:
             raise ConversionError(f"{path}: only the masquerade binding is supported (got {bindings or 'none'})")
         model = iface.get("model") or "virtio"

@@ -255,6 +255,7 @@ def _pump_stdin(ws, escape: bool):
 def _interactive(ws, name) -> int:
     import termios
     import tty
+
     from websockets.exceptions import ConnectionClosed
     fd = sys.stdin.fileno()
     saved = termios.tcgetattr(fd)

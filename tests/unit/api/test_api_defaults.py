@@ -1,6 +1,6 @@
-from kubevirt_runtime.api import default_vm, default_vmi, effective_run_strategy
-
 from api_samples import vm, vmi
+
+from kubevirt_runtime.api import default_vm, default_vmi, effective_run_strategy
 
 
 def test_default_vmi_is_pure():

@@ -1,8 +1,7 @@
 import pytest
+from api_samples import vm, vmi
 
 from kubevirt_runtime.api import FieldError, default_vm, default_vmi, validate_vm, validate_vmi
-
-from api_samples import vm, vmi
 
 
 def fields(errors):
@@ -39,7 +38,8 @@ def test_bridge_binding_is_not_silently_accepted():
 
 @pytest.mark.parametrize("mutate, field", [
     (lambda s: s["domain"]["devices"]["disks"][0]["disk"].update(bus="ide"), "spec.domain.devices.disks[0].disk.bus"),
-    (lambda s: s["domain"]["devices"]["disks"][1]["cdrom"].update(bus="virtio"), "spec.domain.devices.disks[1].cdrom.bus"),
+    (lambda s: s["domain"]["devices"]["disks"][1]["cdrom"].update(bus="virtio"),
+     "spec.domain.devices.disks[1].cdrom.bus"),
     (lambda s: s["domain"]["cpu"].update(cores=0), "spec.domain.cpu.cores"),
     (lambda s: s["domain"]["cpu"].update(sockets="2"), "spec.domain.cpu.sockets"),
     (lambda s: s["domain"]["memory"].update(guest="lots"), "spec.domain.memory.guest"),
@@ -56,7 +56,8 @@ def test_bridge_binding_is_not_silently_accepted():
     (lambda s: s["volumes"][1]["cloudInitNoCloud"].update(userDataBase64="!!"), "spec.volumes[1].cloudInitNoCloud"),
     (lambda s: s["volumes"][1]["cloudInitNoCloud"].update(userDataBase64="!!"),
      "spec.volumes[1].cloudInitNoCloud.userDataBase64"),
-    (lambda s: s["volumes"].append({"name": "containerdisk", "emptyDisk": {"capacity": "1Gi"}}), "spec.volumes[2].name"),
+    (lambda s: s["volumes"].append({"name": "containerdisk", "emptyDisk": {"capacity": "1Gi"}}),
+     "spec.volumes[2].name"),
     (lambda s: s["volumes"].append({"name": "x"}), "spec.volumes[2]"),
     (lambda s: s.update(terminationGracePeriodSeconds=-1), "spec.terminationGracePeriodSeconds"),
     (lambda s: s.update(tolerations=[{"key": "a", "operator": "Exists", "value": "b"}]), "spec.tolerations[0].value"),

@@ -5,12 +5,11 @@ import json
 import ssl
 
 import pytest
+import virtapi_certs as certs
 
 from kubevirt_runtime.apiserver import server as srv
 from kubevirt_runtime.apiserver.auth import RequestHeaderConfig, server_ssl_context
 from kubevirt_runtime.apiserver.subresources import SubresourceError
-
-import virtapi_certs as certs
 
 PREFIX = "/apis/subresources.kubevirt.io/v1"
 
@@ -276,7 +275,8 @@ def test_pause_goes_to_the_handler_and_missing_vmis_are_404(pki, with_handler):
 @pytest.mark.parametrize("path, handler_path", [
     ("virtualmachineinstances/v1/vnc?preserveSession=true",
      "/v1/namespaces/ns1/virtualmachineinstances/v1/vnc?preserveSession=true"),
-    ("virtualmachineinstances/v1/portforward/80/tcp", "/v1/namespaces/ns1/virtualmachineinstances/v1/portforward/80/tcp"),
+    ("virtualmachineinstances/v1/portforward/80/tcp",
+     "/v1/namespaces/ns1/virtualmachineinstances/v1/portforward/80/tcp"),
     # a VM's port-forward reaches the VMI of the same name
     ("virtualmachines/v1/portforward/80/tcp", "/v1/namespaces/ns1/virtualmachineinstances/v1/portforward/80/tcp"),
 ])

@@ -58,7 +58,7 @@ def test_conflicts(action, the_vm, the_vmi, message):
     assert err.value.code == 409 and message in err.value.message
 
 
-def test_vmi_preconditions():
+def test_pause_unpause_console_preconditions():
     check_vmi_for("pause", vmi())
     check_vmi_for("unpause", vmi(paused=True))
     for verb, obj, message in (("pause", vmi(paused=True), "already paused"), ("unpause", vmi(), "not paused"),

@@ -3,8 +3,14 @@ import datetime
 import pytest
 
 from kubevirt_runtime.controller.vm_controller import build_vmi, firmware_uuid
-from kubevirt_runtime.controller.vm_status import (backoff_left, desired_vm_status, first_request_done,
-                                                   is_set_to_start, printable_status, start_backoff_seconds)
+from kubevirt_runtime.controller.vm_status import (
+    backoff_left,
+    desired_vm_status,
+    first_request_done,
+    is_set_to_start,
+    printable_status,
+    start_backoff_seconds,
+)
 
 NOW = datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc)
 

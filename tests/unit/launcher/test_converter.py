@@ -5,8 +5,15 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from kubevirt_runtime.api.defaults import default_vmi
-from kubevirt_runtime.launcher.converter import (KUBEVIRT_NS, QEMU_NS, ConversionError, ConverterContext,
-                                                  DiskSource, convert, interface_mac)
+from kubevirt_runtime.launcher.converter import (
+    KUBEVIRT_NS,
+    QEMU_NS,
+    ConversionError,
+    ConverterContext,
+    DiskSource,
+    convert,
+    interface_mac,
+)
 
 
 def vmi(**spec_overrides):

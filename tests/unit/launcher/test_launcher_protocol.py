@@ -9,8 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from kubevirt_runtime.handler.launcher_client import (LauncherClient, LauncherError, Subscription, open_console,
-                                                      open_stream, subscribe)
+from kubevirt_runtime.handler.launcher_client import (
+    LauncherClient,
+    LauncherError,
+    Subscription,
+    open_console,
+    open_stream,
+    subscribe,
+)
 from kubevirt_runtime.launcher import accel
 from kubevirt_runtime.launcher.server import CommandServer
 

@@ -3,8 +3,12 @@ import time
 
 import pytest
 
-from kubevirt_runtime.machinery.ratelimit import (BucketRateLimiter, ItemExponentialFailureRateLimiter,
-                                                  MaxOfRateLimiter, default_controller_rate_limiter)
+from kubevirt_runtime.machinery.ratelimit import (
+    BucketRateLimiter,
+    ItemExponentialFailureRateLimiter,
+    MaxOfRateLimiter,
+    default_controller_rate_limiter,
+)
 from kubevirt_runtime.machinery.workqueue import RateLimitingQueue, ShutDown
 
 

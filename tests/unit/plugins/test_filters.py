@@ -26,5 +26,6 @@ def test_overlap():
 def test_flags_and_file_items(tmp_path):
     assert roles.flag({"key": "v", "value": 2}) == "--v=2"
     (tmp_path / "ca.crt").write_text("PEM\n")
-    assert roles.pki_files({"ca.crt": "ca.pem"}, str(tmp_path), "/d") == [{"dest": "/d/ca.pem", "content": "PEM\n", "mode": "0600"}]
+    assert roles.pki_files({"ca.crt": "ca.pem"}, str(tmp_path), "/d") == [
+        {"dest": "/d/ca.pem", "content": "PEM\n", "mode": "0600"}]
     assert roles.copy_items(["etcd"], "/c", "/b") == [{"src": "/c/etcd", "dest": "/b/etcd", "mode": "0755"}]

@@ -11,7 +11,8 @@ SA = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "a", "n
 
 def test_documents_flattens_yaml_streams_lists_and_kind_list():
     text = "apiVersion: v1\nkind: Namespace\nmetadata: {name: kubevirt}\n---\n---\n" \
-           "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ServiceAccount, metadata: {name: a, namespace: kubevirt}}\n"
+           "apiVersion: v1\nkind: List\nitems:\n" \
+           "- {apiVersion: v1, kind: ServiceAccount, metadata: {name: a, namespace: kubevirt}}\n"
     assert ka.documents(text) == [NS, SA]
     assert ka.documents([NS, [SA]]) == [NS, SA]
     assert ka.documents(NS, "# only a comment\n") == [NS]

@@ -13,7 +13,8 @@ def _image(tmp_path, content=b"#!/bin/sh\necho hi\n"):
     if not (tree / "link").exists():
         (tree / "link").symlink_to("etc/motd")
     layer = str(tmp_path / "layer.tar")
-    oci.write_layer(layer, [{"src": str(src), "dest": "/usr/bin/hello", "mode": "0755"}, {"dir": str(tree), "dest": "/"}])
+    oci.write_layer(layer, [{"src": str(src), "dest": "/usr/bin/hello", "mode": "0755"},
+                            {"dir": str(tree), "dest": "/"}])
     config = oci.image_config([oci.sha256_file(layer)], entrypoint=["/usr/bin/hello"])
     return oci.write_archive(str(tmp_path / "image.tar"), "docker.io/kubevirt-ops/hello:v1", [layer], config)
 
@@ -24,7 +25,8 @@ def test_archive_is_an_oci_layout_containerd_can_name(tmp_path):
     with tarfile.open(tmp_path / "image.tar") as tar:
         names = tar.getnames()
         index = json.load(tar.extractfile("index.json"))
-        layer = tarfile.open(fileobj=tar.extractfile(next(n for n in names if n.startswith("blobs/") and tar.getmember(n).size > 2000)))
+        biggest_blob = next(n for n in names if n.startswith("blobs/") and tar.getmember(n).size > 2000)
+        layer = tarfile.open(fileobj=tar.extractfile(biggest_blob))
         members = {m.name: m for m in layer.getmembers()}
     assert "oci-layout" in names
     assert index["manifests"][0]["digest"] == digest
