@@ -4,13 +4,11 @@ import socket
 import threading
 
 import pytest
+from test_virtctl_cli import FakeApi
 
 from kubevirt_runtime.client.subresources import Subresources
-from kubevirt_runtime.virtctl import forward
+from kubevirt_runtime.virtctl import forward, ssh
 from kubevirt_runtime.virtctl import main as virtctl
-from kubevirt_runtime.virtctl import ssh
-
-from test_virtctl_cli import FakeApi
 
 
 @pytest.mark.parametrize("text, expected", [
