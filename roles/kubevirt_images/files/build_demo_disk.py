@@ -10,10 +10,13 @@ At boot the guest: loads the modules, configures eth0 (DHCP with udhcpc, else th
 masquerade address 10.0.2.2/24 via 10.0.2.1), looks for a NoCloud disk (ISO9660 labelled
 `cidata`), sets the hostname from meta-data and runs user-data when it starts with `#!` (its
 output on the serial console), serves HTTP on port 80 (busybox httpd: `kubevirt-ops demo`),
-prints READY_MARKER and runs a root shell on the console.
+prints READY_MARKER and runs a root shell on the console. Debian's qemu-guest-agent runs on the
+virtio-serial port org.qemu.guest_agent.0 (the binary and only the shared libraries it needs, found by
+reading DT_NEEDED from the ELF files of its package and its dependencies), so KubeVirt's guestosinfo,
+userlist and filesystemlist return real data and soft reboot goes through the agent.
 
 Cached under --cache/<key>/demo.img, the key made of this file's content and the versions of the
-kernel, busybox-static and syslinux packages; prints JSON {disk, key, changed, ...}.
+kernel, busybox-static, syslinux and guest agent packages; prints JSON {disk, key, changed, ...}.
 """
 from __future__ import annotations
 
@@ -55,6 +58,7 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev 2>/dev/null
 mkdir -p /dev/pts /run /tmp /mnt/cidata /root
+: >/run/utmp
 mount -t devpts devpts /dev/pts
 log() { echo "kubevirt-ops demo: $*"; }
 while read -r m; do insmod "/lib/modules/$m.ko" 2>/dev/null; done </lib/modules/load-order
@@ -103,9 +107,17 @@ else
 fi
 
 httpd -p 80 -h /www && log "httpd listening on port 80"
+
+# QEMU guest agent on its virtio-serial port (the port's name is in sysfs; no udev for the symlink)
+for port in /sys/class/virtio-ports/*; do
+  [ "$(cat "$port/name" 2>/dev/null)" = org.qemu.guest_agent.0 ] || continue
+  /usr/sbin/qemu-ga --daemonize --method virtio-serial --path "/dev/${port##*/}" \
+    && log "guest agent on /dev/${port##*/}"
+done
 echo "$(hostname)" >/etc/hostname
 log "login ready"
-while true; do setsid cttyhack sh -l; done
+# a login (not a bare shell) so the console session is in utmp, as the guest agent's user list reads it
+while true; do setsid cttyhack login -f root; done
 """
 
 UDHCPC_SCRIPT = r"""#!/bin/sh
@@ -124,6 +136,28 @@ exit 0
 """
 
 PROFILE = 'export PATH=/sbin:/bin HOME=/root\nPS1="$(hostname):\\w# "\n'
+
+OS_RELEASE = """NAME="kubevirt-ops demo"
+PRETTY_NAME="kubevirt-ops demo (busybox)"
+ID=kubevirt-ops-demo
+VERSION_ID=1
+"""
+
+# The guest agent runs /sbin/shutdown for guest-shutdown (soft reboot, graceful stop); busybox has no
+# `shutdown`, so this one maps its flags to busybox's poweroff / reboot / halt.
+SHUTDOWN = r"""#!/bin/sh
+action=poweroff
+for arg in "$@"; do
+  case "$arg" in -r) action=reboot ;; -H) action=halt ;; -P|-h) ;; esac
+done
+sync
+exec "/bin/$action" -f
+"""
+
+GUEST_AGENT_PACKAGE = "qemu-guest-agent"
+GUEST_AGENT_BINARY = "usr/sbin/qemu-ga"
+ELF_INTERPRETER = "lib64/ld-linux-x86-64.so.2"
+LIB_DIR = "lib/x86_64-linux-gnu"
 
 SYSLINUX_CFG = f"""SERIAL 0 115200
 DEFAULT demo
@@ -247,8 +281,101 @@ def cpio_newc(entries) -> bytes:
     return out.getvalue()
 
 
-def initramfs(busybox: bytes, modules: list[tuple[str, bytes]]) -> bytes:
-    """The gzip'd initramfs: busybox, /init and the modules (flat, loaded in the given order)."""
+def elf_needed(data: bytes) -> list[str]:
+    """The DT_NEEDED sonames of a 64-bit little-endian ELF file (what the dynamic loader will look for)."""
+    import struct
+    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
+        raise ValueError("not a 64-bit little-endian ELF file")
+    shoff, = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum = struct.unpack_from("<HH", data, 0x3A)
+    sections = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
+    needed = []
+    for _name, sh_type, _flags, _addr, offset, size, link, _info, _align, entsize in sections:
+        if sh_type != 6:  # SHT_DYNAMIC
+            continue
+        strtab = sections[link]
+        for pos in range(offset, offset + size, entsize or 16):
+            tag, value = struct.unpack_from("<qQ", data, pos)
+            if tag == 0:
+                break
+            if tag == 1:  # DT_NEEDED
+                start = strtab[4] + value
+                needed.append(data[start:data.index(b"\0", start)].decode())
+    return needed
+
+
+def package_closure(package: str) -> list[str]:
+    """The package and what it depends on, recursively (real packages only, no pre-depends)."""
+    out = run("apt-cache", "depends", "--recurse", "--no-recommends", "--no-suggests", "--no-conflicts",
+              "--no-breaks", "--no-replaces", "--no-enhances", "--no-pre-depends", package)
+    return sorted({line.strip() for line in out.splitlines() if line and not line.startswith((" ", "<"))})
+
+
+def deb_files(deb: Path) -> dict[str, bytes | str]:
+    """path -> content (bytes) or symlink target (str) of a .deb's regular files and symlinks."""
+    files = {}
+    for tar, m in _deb_members(deb):
+        name = m.name.lstrip("./")
+        if m.isfile():
+            files[name] = tar.extractfile(m).read()
+        elif m.issym():
+            files[name] = m.linkname
+    return files
+
+
+def resolve_libraries(binary: bytes, files: dict[str, bytes | str]) -> dict[str, bytes]:
+    """{LIB_DIR/soname: content} of every library `binary` needs, transitively, looked up in `files` (the
+    unpacked packages; symlinks followed)."""
+    by_soname = {}
+    for path in files:
+        if "/" in path and path.rsplit("/", 1)[0] in ("lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu"):
+            by_soname.setdefault(path.rsplit("/", 1)[1], path)
+
+    def content(path: str, depth=0) -> bytes:
+        value = files[path]
+        if isinstance(value, str):
+            if depth > 8:
+                raise RuntimeError(f"symlink loop at {path}")
+            target = value.lstrip("/") if value.startswith("/") else f"{path.rsplit('/', 1)[0]}/{value}"
+            return content(os.path.normpath(target), depth + 1)
+        return value
+
+    libraries, todo = {}, list(elf_needed(binary))
+    while todo:
+        soname = todo.pop()
+        if f"{LIB_DIR}/{soname}" in libraries:
+            continue
+        if soname not in by_soname:
+            raise RuntimeError(f"no package in the guest agent's dependencies provides {soname}")
+        data = content(by_soname[soname])
+        libraries[f"{LIB_DIR}/{soname}"] = data
+        todo.extend(elf_needed(data))
+    return libraries
+
+
+def guest_agent_entries(debs: Path) -> list[tuple[str, int, bytes, int, int]]:
+    """Initramfs entries for qemu-ga: the binary, its libraries, the ELF interpreter, /sbin/shutdown and the
+    files it reads (os-release for guest-get-osinfo, /var/run for its pid file)."""
+    files: dict[str, bytes | str] = {}
+    for package in package_closure(GUEST_AGENT_PACKAGE):
+        files.update(deb_files(download(package, debs)))
+    binary = files[GUEST_AGENT_BINARY]
+    libraries = resolve_libraries(binary, files)
+    interpreter = libraries.get(f"{LIB_DIR}/ld-linux-x86-64.so.2")
+    if interpreter is None:
+        raise RuntimeError("the guest agent's libraries do not include ld-linux-x86-64.so.2")
+    entries = [(d, 0o040755, b"", 0, 0) for d in ("usr", "usr/sbin", "lib64", LIB_DIR, "var")]
+    entries += [(GUEST_AGENT_BINARY, 0o100755, binary, 0, 0),
+                (ELF_INTERPRETER, 0o120777, f"/{LIB_DIR}/ld-linux-x86-64.so.2".encode(), 0, 0),
+                ("var/run", 0o120777, b"/run", 0, 0),
+                ("sbin/shutdown", 0o100755, SHUTDOWN.encode(), 0, 0),
+                ("etc/os-release", 0o100644, OS_RELEASE.encode(), 0, 0)]
+    entries += [(path, 0o100755, data, 0, 0) for path, data in sorted(libraries.items())]
+    return entries
+
+
+def initramfs(busybox: bytes, modules: list[tuple[str, bytes]], extra=()) -> bytes:
+    """The gzip'd initramfs: busybox, /init, the modules (flat, loaded in the given order) and `extra` entries."""
     dirs = ["bin", "sbin", "dev", "etc", "lib", "lib/modules", "mnt", "proc", "root", "run", "sys", "tmp", "www"]
     entries = [(d, 0o040755, b"", 0, 0) for d in dirs]
     entries += [("dev/console", 0o020600, b"", 5, 1),
@@ -265,6 +392,7 @@ def initramfs(busybox: bytes, modules: list[tuple[str, bytes]]) -> bytes:
         entries.append((f"lib/modules/{name}.ko", 0o100644, data, 0, 0))
         order.append(name)
     entries.append(("lib/modules/load-order", 0o100644, "".join(f"{n}\n" for n in order).encode(), 0, 0))
+    entries += list(extra)
     buf = io.BytesIO()
     with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, compresslevel=9) as gz:
         gz.write(cpio_newc(entries))
@@ -359,6 +487,7 @@ def inputs_key() -> tuple[str, dict]:
         "syslinux": installed_version("syslinux"),
         "syslinux-common": installed_version("syslinux-common"),
         "mtools": installed_version("mtools"),
+        "guest-agent": {p: candidate_version(p) for p in package_closure(GUEST_AGENT_PACKAGE)},
     }
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16], inputs
 
@@ -388,7 +517,7 @@ def build(cache: Path) -> dict:
                 raise RuntimeError(f"{bdeb}: no bin/busybox")
             vmlinuz, modules = kernel_parts(kdeb, WANTED_MODULES)
             (tmp / "vmlinuz").write_bytes(vmlinuz)
-            (tmp / "initrd.gz").write_bytes(initramfs(busybox, modules))
+            (tmp / "initrd.gz").write_bytes(initramfs(busybox, modules, guest_agent_entries(debs)))
             (tmp / "syslinux.cfg").write_text(SYSLINUX_CFG)
             content = sum((tmp / n).stat().st_size for n in ("vmlinuz", "initrd.gz")) >> 20
             size = max(MIN_PARTITION_MIB, content + 8)

@@ -74,3 +74,29 @@ def test_init_script_does_what_the_demo_promises():
     assert "httpd -p 80 -h /www" in init
     assert init.index("udhcpc") < init.index("/run/user-data") < init.index('log "login ready"')
     assert "console=ttyS0" in bdd.SYSLINUX_CFG and "INITRD /initrd.gz" in bdd.SYSLINUX_CFG
+
+
+def test_elf_needed_reads_the_dynamic_section_of_a_real_binary():
+    import sys
+    from pathlib import Path
+    needed = bdd.elf_needed(Path(sys.executable).resolve().read_bytes())
+    assert "libc.so.6" in needed
+    with pytest.raises(ValueError):
+        bdd.elf_needed(b"#!/bin/sh\n")
+
+
+def test_resolve_libraries_follows_needed_and_symlinks(monkeypatch):
+    fake_needed = {b"BIN": ["liba.so.1"], b"A": ["libc.so.6"], b"C": ["ld-linux-x86-64.so.2"], b"LD": []}
+    monkeypatch.setattr(bdd, "elf_needed", lambda data: fake_needed[data])
+    files = {"usr/lib/x86_64-linux-gnu/liba.so.1": "liba.so.1.2.3",
+             "usr/lib/x86_64-linux-gnu/liba.so.1.2.3": b"A",
+             "lib/x86_64-linux-gnu/libc.so.6": b"C",
+             "lib/x86_64-linux-gnu/ld-linux-x86-64.so.2": b"LD",
+             "usr/share/doc/liba/README": b"doc"}
+    assert bdd.resolve_libraries(b"BIN", files) == {"lib/x86_64-linux-gnu/liba.so.1": b"A",
+                                                     "lib/x86_64-linux-gnu/libc.so.6": b"C",
+                                                     "lib/x86_64-linux-gnu/ld-linux-x86-64.so.2": b"LD"}
+    with pytest.raises(RuntimeError, match="provides libmissing"):
+        fake_needed[b"BIN"] = ["libmissing.so.0"]
+        bdd.resolve_libraries(b"BIN", files)
+
