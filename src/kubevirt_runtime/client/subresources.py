@@ -115,6 +115,13 @@ class Subresources:
         return {setting["key"]: setting["value"] for setting in cfg.auth_settings().values()
                 if setting.get("in") == "header" and setting.get("value")}
 
+    def headers(self) -> list[tuple[str, str]]:
+        """The credentials plus the ApiClient's default headers (impersonation may repeat Impersonate-Group)."""
+        pairs = list(self.auth_headers().items())
+        pairs += [(str(k), str(v)) for k, v in (getattr(self.api, "default_headers", None) or {}).items()
+                  if str(k).lower() != "user-agent"]
+        return pairs
+
     def console(self, namespace: str, name: str, open_timeout: float = 30):
         """Opens the serial console; raises ApiError with the server's Status when the upgrade is refused."""
         return self.stream(namespace, name, "console", open_timeout=open_timeout)
@@ -126,7 +133,7 @@ class Subresources:
         url = self.stream_url(namespace, name, subresource, resource, query)
         try:
             return ws_connect(url, ssl=self.ssl_context(),
-                              additional_headers=self.auth_headers(), subprotocols=[CONSOLE_SUBPROTOCOL],
+                              additional_headers=self.headers(), subprotocols=[CONSOLE_SUBPROTOCOL],
                               open_timeout=open_timeout, compression=None, max_size=None, ping_interval=None,
                               user_agent_header="virtctl (kubevirt-ops)")
         except InvalidStatus as exc:

@@ -40,6 +40,8 @@ def test_console_url_and_headers():
     assert sub.console_url("ns", "v") == \
         "wss://10.0.0.1:6443/apis/subresources.kubevirt.io/v1/namespaces/ns/virtualmachineinstances/v/console"
     assert sub.auth_headers() == {"authorization": "Bearer t0k"}
+    sub.api.default_headers = {"User-Agent": "x", "Impersonate-User": "alice"}
+    assert sub.headers() == [("authorization", "Bearer t0k"), ("Impersonate-User", "alice")]
 
 
 def test_actions_put_to_the_aggregated_paths(monkeypatch, capsys):
