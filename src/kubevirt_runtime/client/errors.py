@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from ..machinery.resource import ApiError
 
@@ -44,7 +44,8 @@ class Request:
 
 def request_of(method: str, path: str) -> Request:
     """The Kubernetes verb and resource of an API path (/api/v1/... or /apis/GROUP/VERSION/...)."""
-    parts = [unquote(p) for p in path.split("?", 1)[0].strip("/").split("/") if p]
+    path = urlsplit(path).path if "://" in path else path.split("?", 1)[0]
+    parts = [unquote(p) for p in path.strip("/").split("/") if p]
     group = ""
     if parts[:1] == ["api"]:
         rest = parts[2:]

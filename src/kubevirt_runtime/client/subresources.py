@@ -9,6 +9,7 @@ the Ansible modules.
     ws = sub.console(namespace, "vm1")            # websockets.sync.client.ClientConnection (binary frames)
     ws = sub.stream(namespace, "vm1", "vnc", query="preserveSession=false")
     ws = sub.stream(namespace, "vm1", "portforward/22/tcp", resource="virtualmachines")
+    ws = sub.open_console(namespace, "vm1", timeout=300)   # the same, retrying until the VMI runs
 
 The streams are WebSocket upgrades of GET .../{resource}/{name}/{console,vnc,portforward/...} with the
 subprotocol plain.kubevirt.io, authenticated to the kube-apiserver with the kubeconfig's credentials.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import os
 import ssl
+import time
 
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
@@ -144,3 +146,22 @@ class Subresources:
             except ValueError:
                 body = {"message": (response.body or b"").decode(errors="replace")}
             raise ApiError(response.status_code, body, "GET", url) from None
+
+    def open_console(self, namespace: str, name: str, timeout: float = 300.0, on_wait=None):
+        """console(), retried while the VMI does not exist or does not run yet (404, 409, 502, 503 or a refused
+        connection) until `timeout` seconds have passed, as upstream virtctl waits; on_wait(reason) hears why."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self.console(namespace, name, open_timeout=max(5.0, min(30.0, deadline - time.monotonic())))
+            except ApiError as exc:
+                if exc.status not in (404, 409, 502, 503) or time.monotonic() > deadline:
+                    raise
+                reason = exc.body.get("message") or str(exc)
+            except OSError as exc:
+                if time.monotonic() > deadline:
+                    raise ApiError(503, {"message": str(exc)}) from exc
+                reason = str(exc)
+            if on_wait is not None:
+                on_wait(reason)
+            time.sleep(min(2.0, max(0.0, deadline - time.monotonic())) or 0.1)

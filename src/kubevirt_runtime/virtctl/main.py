@@ -166,20 +166,8 @@ def _ssh(namespace, args) -> int:
 
 def _open(sub, namespace, name, timeout):
     """Connects, retrying while the VMI is not there or not running yet (as upstream virtctl waits)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return sub.console(namespace, name, open_timeout=max(5.0, min(30.0, deadline - time.monotonic())))
-        except ApiError as exc:
-            if exc.status not in (404, 409, 502, 503) or time.monotonic() > deadline:
-                raise
-            last = _message(exc)
-        except OSError as exc:
-            if time.monotonic() > deadline:
-                raise ApiError(503, {"message": str(exc)}) from exc
-            last = str(exc)
-        print(f"waiting for the console: {last}", file=sys.stderr)
-        time.sleep(min(2.0, max(0.0, deadline - time.monotonic())) or 0.1)
+    return sub.open_console(namespace, name, timeout,
+                            on_wait=lambda reason: print(f"waiting for the console: {reason}", file=sys.stderr))
 
 
 def _unescape(text: str) -> bytes:

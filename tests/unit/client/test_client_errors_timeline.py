@@ -16,6 +16,8 @@ VMS = "/apis/kubevirt.io/v1/namespaces/ns/virtualmachines"
      "virtualmachines.subresources.kubevirt.io/start", "vm1"),
     ("DELETE", "/api/v1/namespaces/ns/pods/p", "delete", "pods", "p"),
     ("GET", "/api/v1/namespaces", "list", "namespaces", ""),
+    ("GET", "wss://10.0.0.1:6443/apis/subresources.kubevirt.io/v1/namespaces/ns/virtualmachineinstances/v/console",
+     "get", "virtualmachineinstances.subresources.kubevirt.io/console", "v"),
 ])
 def test_request_of(method, path, verb, resource, name):
     req = request_of(method, path)
