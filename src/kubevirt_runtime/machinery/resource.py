@@ -179,6 +179,8 @@ class ResourceClient:
             body["propagationPolicy"] = propagation_policy
         if grace_period_seconds is not None:
             body["gracePeriodSeconds"] = grace_period_seconds
+        if dry_run:  # with a body, the API server reads the options from it and ignores the query
+            body["dryRun"] = ["All"]
         return self.request("DELETE", self.resource.path(namespace, name), _dry_run(dry_run), body=body)
 
     def watch(self, namespace=None, resource_version=None, label_selector=None, field_selector=None,

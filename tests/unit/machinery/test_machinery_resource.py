@@ -42,6 +42,7 @@ def test_writes_can_be_dry_runs():
                     "/apis/kubevirt.io/v1/namespaces/ns/virtualmachines/a?dryRun=All",
                     "/apis/kubevirt.io/v1/namespaces/ns/virtualmachines"]
     assert api.sent[1][2] == "application/merge-patch+json"
+    assert api.sent[2][3]["dryRun"] == ["All"]  # a DELETE's options come from its body
 
 
 def test_request_reaches_any_path_and_errors_carry_method_and_path():
