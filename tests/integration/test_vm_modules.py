@@ -19,14 +19,13 @@ import uuid
 from pathlib import Path
 
 import pytest
+from apiserver import bind_pod, force_delete_pod, set_pod_phase
+from conftest import ControllerProcess, ensure_namespace
+from virtapi_plane import FrontProxyControlPlane, VirtAPI
 
 from kubevirt_runtime.api.crdgen import load_crds
 from kubevirt_runtime.machinery.resource import PODS, VMIS, VMS, ApiError, Resource, ResourceClient
 from tests.conftest import BIN_DIR, REPO
-
-from apiserver import bind_pod, force_delete_pod, set_pod_phase, wait_for
-from conftest import ControllerProcess, ensure_namespace
-from virtapi_plane import FrontProxyControlPlane, VirtAPI
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -90,7 +89,8 @@ class PlayedNode(threading.Thread):
                     {"phase": "Running", "phaseTransitionTimestamp": now})
                 status["conditions"] = [c for c in status.get("conditions") or [] if c["type"] != "Ready"] + [
                     {"type": "Ready", "status": "True", "lastProbeTime": None, "lastTransitionTime": now}]
-                status["interfaces"] = [{"name": "default", "ipAddress": "10.244.0.9", "ipAddresses": ["10.244.0.9"]}]
+                status["interfaces"] = [{"name": "default", "ipAddress": "10.244.0.9",
+                                         "ipAddresses": ["10.244.0.9"]}]
                 self.vmis.update(vmi, subresource="status")
 
 
@@ -120,7 +120,8 @@ def module(plane, module_name, check=False, diff=False, kubeconfig=True, **args)
     try:
         return json.loads(proc.stdout)
     except ValueError:
-        raise AssertionError(f"{module_name} printed no JSON (rc {proc.returncode}):\n{proc.stdout}\n{proc.stderr}") from None
+        raise AssertionError(f"{module_name} printed no JSON (rc {proc.returncode}):\n{proc.stdout}\n"
+                             f"{proc.stderr}") from None
 
 
 def vm_task(plane, ns, **args):

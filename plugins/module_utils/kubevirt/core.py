@@ -12,8 +12,8 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-REQUIREMENT_HELP = ("kubevirt-runtime is the Python package of kubevirt-ops and ships inside the kubevirt.ops collection: "
-                    "install it on the host that runs the module with "
+REQUIREMENT_HELP = ("kubevirt-runtime is the Python package of kubevirt-ops and ships inside the kubevirt.ops "
+                    "collection: install it on the host that runs the module with "
                     "'python3 -m pip install <collections path>/ansible_collections/kubevirt/ops' "
                     "(it brings kubernetes, PyYAML and websockets)")
 

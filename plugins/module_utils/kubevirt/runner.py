@@ -14,8 +14,12 @@ from __future__ import annotations
 import re
 
 from ansible_collections.kubevirt.ops.plugins.module_utils.kubevirt.client import ConfigurationError, api_client
-from ansible_collections.kubevirt.ops.plugins.module_utils.kubevirt.definition import (describes_vm, present_wait_condition,
-                                                                                        vm_definition, without_nulls)
+from ansible_collections.kubevirt.ops.plugins.module_utils.kubevirt.definition import (
+    describes_vm,
+    present_wait_condition,
+    vm_definition,
+    without_nulls,
+)
 from ansible_collections.kubevirt.ops.plugins.module_utils.kubevirt.objects import diff_objects, hide_fields, merge
 from ansible_collections.kubevirt.ops.plugins.module_utils.kubevirt.service import ApiError, KubeVirtService
 from ansible_collections.kubevirt.ops.plugins.module_utils.kubevirt.waiter import condition_met, wait
@@ -283,7 +287,7 @@ def run_info(module, kind: str, condition: dict) -> None:
             waited = []
             for item in items:
                 meta = item["metadata"]
-                done, current, took = wait(lambda: service.get(kind, meta["namespace"], meta["name"]),
+                done, current, took = wait(lambda m=meta: service.get(kind, m["namespace"], m["name"]),
                                            lambda obj: condition_met(obj, condition), timeout, sleep)
                 if not done:
                     raise TaskFailed(f"Failed to gather information about {kind}(s) even after waiting for {int(took)} "
@@ -291,7 +295,8 @@ def run_info(module, kind: str, condition: dict) -> None:
                                      f"{condition['status']})")
                 waited.append(current)
             items = waited
-        return {"changed": False, "api_found": True, "resources": [hide_fields(i, params["hidden_fields"]) for i in items]}
+        return {"changed": False, "api_found": True,
+                "resources": [hide_fields(item, params["hidden_fields"]) for item in items]}
     _run(module, work)
 
 

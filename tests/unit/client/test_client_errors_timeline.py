@@ -60,7 +60,8 @@ def test_timeline_from_vmi_pod_and_events():
                {"phase": "Running", "phaseTransitionTimestamp": "2026-01-01T10:00:09Z"}]}}
     pod = {"status": {"conditions": [{"type": "PodScheduled", "status": "True",
                                       "lastTransitionTime": "2026-01-01T10:00:01Z"},
-                                     {"type": "Ready", "status": "True", "lastTransitionTime": "2026-01-01T10:00:05Z"}]}}
+                                     {"type": "Ready", "status": "True",
+                                      "lastTransitionTime": "2026-01-01T10:00:05Z"}]}}
     events = [{"reason": "Started", "firstTimestamp": "2026-01-01T10:00:09Z"},
               {"reason": "Created", "firstTimestamp": "2026-01-01T10:00:08Z"}]
     steps = startup_timeline(vmi, pod, events)

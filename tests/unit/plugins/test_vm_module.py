@@ -7,9 +7,12 @@ import pytest
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.kubevirt.ops.plugins.module_utils.kubevirt import core, runner
-from ansible_collections.kubevirt.ops.plugins.module_utils.kubevirt.definition import (describes_vm,
-                                                                                        present_wait_condition,
-                                                                                        vm_definition, without_nulls)
+from ansible_collections.kubevirt.ops.plugins.module_utils.kubevirt.definition import (
+    describes_vm,
+    present_wait_condition,
+    vm_definition,
+    without_nulls,
+)
 from ansible_collections.kubevirt.ops.plugins.modules import vm as vm_module
 from kubevirt_runtime.machinery.resource import ApiError
 
@@ -38,12 +41,16 @@ def run_main(args, monkeypatch, capsys):
 @pytest.mark.parametrize("args,message", [
     ({"namespace": "ns"}, "one of the following is required: name, generate_name"),
     ({"namespace": "ns", "name": "a", "generate_name": "b"}, "mutually exclusive: name|generate_name"),
-    ({"namespace": "ns", "name": "a", "running": True, "run_strategy": "Always"}, "mutually exclusive: running|run_strategy"),
-    ({"namespace": "ns", "generate_name": "a-", "state": "started"}, "state is started but all of the following are missing: name"),
-    ({"namespace": "ns", "generate_name": "a-", "state": "paused"}, "state is paused but all of the following are missing: name"),
+    ({"namespace": "ns", "name": "a", "running": True, "run_strategy": "Always"},
+     "mutually exclusive: running|run_strategy"),
+    ({"namespace": "ns", "generate_name": "a-", "state": "started"},
+     "state is started but all of the following are missing: name"),
+    ({"namespace": "ns", "generate_name": "a-", "state": "paused"},
+     "state is paused but all of the following are missing: name"),
     ({"namespace": "ns", "name": "a", "run_strategy": "Sometimes"}, "value of run_strategy must be one of"),
     ({"name": "a"}, "missing required arguments: namespace"),
-    ({"namespace": "ns", "name": "a", "delete_options": {"propagationPolicy": "Now"}}, "propagationPolicy must be one of"),
+    ({"namespace": "ns", "name": "a", "delete_options": {"propagationPolicy": "Now"}},
+     "propagationPolicy must be one of"),
 ])
 def test_bad_arguments_name_the_field(args, message, monkeypatch, capsys):
     code, out, _ = run_main(args, monkeypatch, capsys)

@@ -32,7 +32,8 @@ def test_hide_fields_drops_what_becomes_empty_and_leaves_the_input_alone():
 
 def test_only_bookkeeping_metadata_is_no_change():
     before = {"metadata": {"name": "a", "resourceVersion": "1", "generation": 1}, "spec": {"x": 1}}
-    assert diff_objects(before, dict(before, metadata={"name": "a", "resourceVersion": "2", "generation": 2}))[0] is False
+    bumped = dict(before, metadata={"name": "a", "resourceVersion": "2", "generation": 2})
+    assert diff_objects(before, bumped)[0] is False
     changed, diff = diff_objects(before, {"metadata": {"name": "a", "resourceVersion": "2"}, "spec": {"x": 2}})
     assert changed and diff == {"before": {"spec": {"x": 1}}, "after": {"spec": {"x": 2}}}
     assert diff_objects(before, before) == (False, {})
@@ -40,7 +41,8 @@ def test_only_bookkeeping_metadata_is_no_change():
 
 def test_managed_fields_hidden_by_default_do_not_count():
     before = {"metadata": {"managedFields": [{"time": "1"}]}}
-    assert diff_objects(before, {"metadata": {"managedFields": [{"time": "2"}]}}, ["metadata.managedFields"])[0] is False
+    after = {"metadata": {"managedFields": [{"time": "2"}]}}
+    assert diff_objects(before, after, ["metadata.managedFields"])[0] is False
 
 
 def test_connection_options_fall_back_to_k8s_auth_environment():
@@ -64,7 +66,8 @@ def test_host_and_token_need_no_kubeconfig_and_impersonation_repeats_headers():
 
 def test_kubeconfig_as_a_dict(tmp_path):
     config = {"apiVersion": "v1", "kind": "Config", "current-context": "c",
-              "clusters": [{"name": "k", "cluster": {"server": "https://10.0.0.1:6443", "insecure-skip-tls-verify": True}}],
+              "clusters": [{"name": "k", "cluster": {"server": "https://10.0.0.1:6443",
+                                                     "insecure-skip-tls-verify": True}}],
               "users": [{"name": "u", "user": {"token": "secret"}}],
               "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}]}
     api = client.api_client({"kubeconfig": config}, environ={})
