@@ -95,6 +95,11 @@ class StateChangeAction:
     STOP = "Stop"
 
 
+# stateChangeRequests[].data key: the VM's metadata.generation when virt-api queued a Start. A Start
+# queued before the VM was set to Halted (e.g. restart, then stop) is superseded by that spec change.
+REQUEST_GENERATION_KEY = "kubevirt-ops.io/vm-generation"
+
+
 # Labels and annotations.
 APP_LABEL = "kubevirt.io"  # value "virt-launcher" on launcher pods
 LAUNCHER_APP_VALUE = "virt-launcher"

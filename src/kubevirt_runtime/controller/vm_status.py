@@ -4,23 +4,14 @@ import copy
 import datetime
 import random
 
-from ..api.constants import ConditionType, PrintableStatus, RunStrategy, StateChangeAction, VMIPhase, vmi_is_final
+from ..api.constants import (REQUEST_GENERATION_KEY, ConditionType, PrintableStatus, RunStrategy,
+                             StateChangeAction, VMIPhase, vmi_is_final)
 from ..api.defaults import effective_run_strategy
-from .conditions import get_condition, set_condition
+from ..api.status import format_time, get_condition, parse_time, set_condition
 
 MAX_CRASH_LOOP_BACKOFF_SECONDS = 300  # upstream's default cap
 _MIN_BACKOFF_INTERVAL = 10
 _SYNCED_FROM_VMI_IGNORED = (ConditionType.READY, ConditionType.FAILURE, "RestartRequired")
-
-
-# -- time helpers
-
-def parse_time(value):
-    return datetime.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
-
-
-def format_time(moment):
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # -- state change requests
@@ -31,8 +22,18 @@ def first_request(vm):
 
 
 def has_start_request(vm):
+    """A Start request is first in line and still wanted."""
     request = first_request(vm)
-    return bool(request and request.get("action") == StateChangeAction.START)
+    return bool(request and request.get("action") == StateChangeAction.START and not start_superseded(vm, request))
+
+
+def start_superseded(vm, request):
+    """A Start queued before the VM was set to Halted (e.g. the Start of a restart, then a stop): the
+    user's later spec change wins. Requests without a recorded generation are taken as they are."""
+    recorded = (request.get("data") or {}).get(REQUEST_GENERATION_KEY)
+    if recorded is None or not str(recorded).isdigit():
+        return False
+    return effective_run_strategy(vm) == RunStrategy.HALTED and int(recorded) < vm["metadata"].get("generation", 0)
 
 
 def has_stop_request_for(vm, vmi):
@@ -48,6 +49,8 @@ def first_request_done(vm, vmi, stopping=False):
     if request is None:
         return False
     if request.get("action") == StateChangeAction.START:
+        if start_superseded(vm, request):
+            return True
         return vmi is not None and not vmi["metadata"].get("deletionTimestamp") and not stopping
     if request.get("action") == StateChangeAction.STOP:
         return vmi is None or (request.get("uid") is not None and request.get("uid") != vmi["metadata"].get("uid"))
@@ -67,7 +70,7 @@ def start_backoff_seconds(fail_count, max_delay=MAX_CRASH_LOOP_BACKOFF_SECONDS, 
 
 
 def was_running(vmi):
-    return any(t.get("phase") == VMIPhase.RUNNING for t in (vmi or {}).get("status", {}).get(
+    return any(t.get("phase") == VMIPhase.RUNNING for t in ((vmi or {}).get("status") or {}).get(
         "phaseTransitionTimestamps") or [])
 
 

@@ -14,10 +14,10 @@ from ..machinery.events import NORMAL, WARNING
 from ..machinery.expectations import ControllerExpectations
 from ..machinery.logs import obj_fields
 from ..machinery.reconciler import Reconciler
-from ..machinery.resource import JSON_PATCH, PODS, VMIS, ApiError, ResourceClient
+from ..machinery.resource import JSON_PATCH, ApiError
 from ..machinery.store import label_index, object_key
 from ..machinery.workqueue import RateLimitingQueue
-from .conditions import now_iso, set_condition
+from ..api.status import now_iso, set_condition
 from .config import ControllerConfig
 from .launcher_pod import launcher_pod_name, render_launcher_pod
 from .vmi_status import POD_FINAL, desired_vmi_status, pod_finished_at
@@ -48,10 +48,10 @@ def _epoch(timestamp):
 class VMIController(Reconciler):
     name = "vmi-controller"
 
-    def __init__(self, api_client, vmi_informer, pod_informer, recorder, config=None, counters=()):
+    def __init__(self, vmi_client, pod_client, vmi_informer, pod_informer, recorder, config=None):
+        """`vmi_client` / `pod_client`: ResourceClients (or fakes with the same methods)."""
         self.config = config or ControllerConfig()
-        self.vmis = ResourceClient(api_client, VMIS, counters)
-        self.pods = ResourceClient(api_client, PODS, counters)
+        self.vmis, self.pods = vmi_client, pod_client
         self.vmi_store, self.pod_store = vmi_informer.store, pod_informer.store
         self.recorder = recorder
         self.queue = RateLimitingQueue("virt-controller-vmi")
@@ -99,7 +99,7 @@ class VMIController(Reconciler):
         if VMI_FINALIZER not in (vmi["metadata"].get("finalizers") or []):
             vmi = self._add_finalizer(vmi)
         if vmi_is_final(vmi):
-            self._delete_pods(key, [p for p in pods if p["status"].get("phase") not in POD_FINAL], "VMI is final")
+            self._delete_pods(key, [p for p in pods if (p.get("status") or {}).get("phase") not in POD_FINAL], "VMI is final")
             self._write_status(vmi, desired_vmi_status(vmi, pods[0] if pods else None, now_iso())[0])
             return
         pod = self._pick_pod(vmi, pods)
@@ -109,7 +109,7 @@ class VMIController(Reconciler):
             if pod is None:
                 return
         grace_over = True
-        if pod is not None and pod["status"].get("phase") == "Succeeded" and phase not in (VMIPhase.UNSET,
+        if pod is not None and (pod.get("status") or {}).get("phase") == "Succeeded" and phase not in (VMIPhase.UNSET,
                                                                                          VMIPhase.PENDING,
                                                                                          VMIPhase.SCHEDULING):
             finished = pod_finished_at(pod)

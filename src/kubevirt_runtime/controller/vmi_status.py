@@ -8,7 +8,7 @@ disappeared (before or after Scheduled), and never touches a final VMI.
 import copy
 
 from ..api.constants import ConditionType, VMIPhase
-from .conditions import get_condition, remove_condition, set_condition, set_phase
+from ..api.status import get_condition, remove_condition, set_condition, set_phase
 
 POD_FINAL = ("Succeeded", "Failed")
 

@@ -1,25 +1,29 @@
 """virt-handler's VMI controller: drives the launchers of this node's VMIs and writes their status.
 
 - VMIs come from an informer restricted by the server to `kubevirt.io/nodeName=<this node>`;
-- each active VMI gets one subscription to its launcher; every pushed domain state is stored and the
-  VMI's key queued, so status follows libvirt events without polling;
-- reconcile(key): find the launcher (locator), subscribe, `sync` a Scheduled VMI whose domain does not
-  exist yet, `shutdown` a VMI being deleted, and patch status (handler/status.py) when it changes;
-- a restart of virt-handler finds the launchers again and converges without touching the domains.
+- each active VMI gets one subscription to its launcher; every pushed domain state is stored in the
+  registry and the VMI's key queued, so status follows libvirt events without polling;
+- sync(key) asks decide.decide() what to do (watch, retry, sync, shutdown, kill, mark the launcher
+  gone, write status) and only performs those actions; status comes from handler/status.py;
+- nothing is reconciled before the VMI and pod caches have synced, and a restart of virt-handler finds
+  the launchers again and converges without touching the domains.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 
 from kubevirt_runtime.api.constants import VMIPhase
+from kubevirt_runtime.api.status import now_iso
 from kubevirt_runtime.machinery.reconciler import Reconciler
 from kubevirt_runtime.machinery.resource import ApiError
 from kubevirt_runtime.machinery.store import object_key, split_key
 from kubevirt_runtime.machinery.workqueue import RateLimitingQueue
 
+from . import decide as d
 from .launcher_client import LauncherClient, LauncherError, Subscription
-from .status import desired_status, now_iso, status_patch
+from .status import desired_status, status_patch
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +65,91 @@ class LauncherWatch:
             self.connected.set()
             self.ended.set()
             if not self._stopped:
-                self.on_end(self.uid)
+                self.on_end(self.uid, self)
 
     def stop(self):
         self._stopped = True
         if self._sub is not None:
             self._sub.close()
+
+
+@dataclasses.dataclass
+class LauncherRecord:
+    """What the handler holds for one VMI (by uid)."""
+    key: str
+    watch: LauncherWatch | None = None
+    client: LauncherClient | None = None
+    domain: dict | None = None
+    gone: bool = False
+    gone_outcome: str | None = None
+    stopping: bool = False
+    misses: int = 0
+
+    def view(self) -> d.LauncherView:
+        return d.LauncherView(watching=self.watch is not None, domain=self.domain, gone=self.gone,
+                              gone_outcome=self.gone_outcome, stopping=self.stopping, misses=self.misses)
+
+
+class LauncherRegistry:
+    """The per-VMI records, behind one lock. Callers get views and apply changes through methods."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._records: dict[str, LauncherRecord] = {}
+
+    def track(self, uid: str, key: str) -> d.LauncherView:
+        with self._lock:
+            record = self._records.setdefault(uid, LauncherRecord(key))
+            record.key = key
+            return record.view()
+
+    def key(self, uid: str) -> str | None:
+        with self._lock:
+            record = self._records.get(uid)
+            return record.key if record else None
+
+    def update(self, uid: str, **changes) -> None:
+        with self._lock:
+            record = self._records.get(uid)
+            if record is not None:
+                for name, value in changes.items():
+                    setattr(record, name, value)
+
+    def add_watch(self, uid: str, watch: LauncherWatch) -> None:
+        self.update(uid, watch=watch)
+
+    def drop_watch(self, uid: str, watch: LauncherWatch) -> LauncherClient | None:
+        """Forgets `watch` (if it is still the current one) and its command client."""
+        with self._lock:
+            record = self._records.get(uid)
+            if record is None or record.watch is not watch:
+                return None
+            client, record.watch, record.client = record.client, None, None
+            return client
+
+    def watch_path(self, uid: str) -> str | None:
+        with self._lock:
+            record = self._records.get(uid)
+            return record.watch.path if record and record.watch else None
+
+    def client(self, uid: str, path: str) -> LauncherClient:
+        with self._lock:
+            record = self._records.get(uid)
+            if record is None:
+                return LauncherClient(path)
+            if record.client is None or record.client.path != path:
+                if record.client is not None:
+                    record.client.close()
+                record.client = LauncherClient(path)
+            return record.client
+
+    def forget(self, uid: str) -> LauncherRecord | None:
+        with self._lock:
+            return self._records.pop(uid, None)
+
+    def all(self) -> list[LauncherRecord]:
+        with self._lock:
+            return list(self._records.values())
 
 
 class VMIHandler(Reconciler):
@@ -81,15 +164,12 @@ class VMIHandler(Reconciler):
         self.recorder = recorder
         self.sync_options = dict(sync_options or {})
         self.queue = RateLimitingQueue("virt-handler-vmi")
-        self.lock = threading.Lock()
-        self.domains: dict[str, dict] = {}  # vmi uid -> last pushed domain state
-        self.watches: dict[str, LauncherWatch] = {}
-        self.clients: dict[str, LauncherClient] = {}
-        self.gone: set[str] = set()
-        self.stopping: set[str] = set()
-        self.keys: dict[str, str] = {}  # uid -> key
+        self.registry = LauncherRegistry()
         vmi_informer.add_handler(on_add=self._enqueue, on_update=lambda old, new: self._enqueue(new),
                                  on_delete=self._on_delete)
+
+    def has_synced(self) -> bool:
+        return self.informer.has_synced() and self.locator.has_synced()
 
     # ------------------------------------------------------------------ informer and launcher callbacks
 
@@ -98,51 +178,31 @@ class VMIHandler(Reconciler):
 
     def _on_delete(self, vmi):
         uid = vmi.get("metadata", {}).get("uid")
-        with self.lock:
-            watch = self.watches.get(uid)
-        if watch and not (self.domains.get(uid) or {}).get("final"):
+        record = self.registry.forget(uid)
+        if record is None:
+            return
+        if record.watch is not None and not (record.domain or {}).get("final"):
             try:  # the VMI is gone (finalizers removed): stop its guest
-                self._client(uid, watch.path).shutdown()
+                (record.client or LauncherClient(record.watch.path)).shutdown()
             except LauncherError as exc:
                 log.info("shutdown of deleted VMI %s: %s", object_key(vmi), exc)
-        self._forget(uid)
+        _close(record)
 
     def _on_state(self, uid, state):
-        with self.lock:
-            self.domains[uid] = state
-            key = self.keys.get(uid)
+        self.registry.update(uid, domain=state, misses=0)
+        self._requeue(uid)
+
+    def _on_end(self, uid, watch):
+        """The subscription ended: the next sync looks for the launcher again and decides from there."""
+        client = self.registry.drop_watch(uid, watch)
+        if client is not None:
+            client.close()
+        self._requeue(uid)
+
+    def _requeue(self, uid):
+        key = self.registry.key(uid)
         if key:
             self.queue.add(key)
-
-    def _on_end(self, uid):
-        with self.lock:
-            self.gone.add(uid)
-            self.watches.pop(uid, None)
-            key = self.keys.get(uid)
-        client = self.clients.pop(uid, None)
-        if client:
-            client.close()
-        if key:
-            self.queue.add(key)
-
-    def _forget(self, uid):
-        with self.lock:
-            watch = self.watches.pop(uid, None)
-            self.domains.pop(uid, None)
-            self.gone.discard(uid)
-            self.stopping.discard(uid)
-            self.keys.pop(uid, None)
-        if watch:
-            watch.stop()
-        client = self.clients.pop(uid, None)
-        if client:
-            client.close()
-
-    def _client(self, uid, path) -> LauncherClient:
-        client = self.clients.get(uid)
-        if client is None or client.path != path:
-            client = self.clients[uid] = LauncherClient(path)
-        return client
 
     # ------------------------------------------------------------------ commands (for the console server)
 
@@ -159,85 +219,93 @@ class VMIHandler(Reconciler):
             raise KeyError(f"VMI {namespace}/{name} is not on node {self.node_name}")
         if path is None or vmi.get("status", {}).get("phase") != VMIPhase.RUNNING:
             raise LookupError(f"VMI {namespace}/{name} is not running")
-        return self._client(vmi["metadata"]["uid"], path).call(cmd)
+        return self.registry.client(vmi["metadata"]["uid"], path).call(cmd)
 
-    # ------------------------------------------------------------------ reconcile
+    # ------------------------------------------------------------------ reconcile: decide, then act
 
     def sync(self, key):
+        if not self.has_synced():
+            self.queue.add_after(key, d.STARTING_RETRY_SECONDS)
+            return
         vmi = self.informer.store.get(key)
         if vmi is None:
             return
-        meta, status = vmi["metadata"], vmi.get("status") or {}
-        uid, phase = meta["uid"], status.get("phase")
-        with self.lock:
-            self.keys[uid] = key
-        if phase in VMIPhase.FINAL:
-            with self.lock:
-                domain = self.domains.get(uid)
-            if domain and not domain.get("final") and uid not in self.gone and uid not in self.stopping:
-                self.stopping.add(uid)  # e.g. the controller failed it: do not leave the guest running
-                try:
-                    self._client(uid, self.watches[uid].path).kill()
-                except (LauncherError, KeyError) as exc:
-                    log.info("kill of final VMI %s: %s", key, exc)
+        uid = vmi["metadata"]["uid"]
+        view = self.registry.track(uid, key)
+        lookup = None if view.watching else self.locator.lookup(vmi)
+        for action in d.decide(vmi, self.node_name, view, lookup):
+            if not self._act(key, vmi, uid, action):
+                return
+
+    def _act(self, key, vmi, uid, action) -> bool:
+        """Performs one action; False ends this sync (e.g. the VMI was requeued)."""
+        if isinstance(action, d.Retry):
+            self.queue.add_after(key, action.after)
+            return False
+        if isinstance(action, d.CountMiss):
+            self.registry.update(uid, misses=self.registry.track(uid, key).misses + 1)
+            return True
+        if isinstance(action, d.MarkGone):
+            log.info("VMI %s: its launcher is gone (pod outcome: %s)", key, action.outcome or "unknown")
+            self.registry.update(uid, gone=True, gone_outcome=action.outcome)
+            return True
+        if isinstance(action, d.Watch):
+            self._watch(key, vmi, uid, action.path)
+            return False
+        if isinstance(action, d.Kill):
+            self._signal(key, uid, "kill")
+            return True
+        if isinstance(action, d.Shutdown):
+            self._signal(key, uid, "shutdown", action.grace_seconds)
+            self._event(vmi, "Normal", "ShuttingDown", "Signaled Graceful Shutdown")
+            return True
+        if isinstance(action, d.Sync):
+            self._sync_domain(key, vmi, uid)
+            return True
+        if isinstance(action, d.WriteStatus):
+            self._write_status(key, vmi, self.registry.track(uid, key))
+            return True
+        raise TypeError(f"unknown action {action!r}")
+
+    def _watch(self, key, vmi, uid, path):
+        watch = LauncherWatch(uid, path, self._on_state, self._on_end)
+        self.registry.add_watch(uid, watch)
+        try:
+            watch.start()
+        except LauncherError as exc:
+            log.info("launcher of %s unreachable: %s", key, exc)
+            self.registry.drop_watch(uid, watch)
+            if (vmi.get("status") or {}).get("phase") == VMIPhase.RUNNING:
+                self.registry.update(uid, misses=self.registry.track(uid, key).misses + 1)
+            self.queue.add_after(key, d.MISS_RETRY_SECONDS)
+
+    def _signal(self, key, uid, cmd, *args):
+        self.registry.update(uid, stopping=True)
+        path = self.registry.watch_path(uid)
+        if path is None:
             return
-        if phase not in (VMIPhase.SCHEDULED, VMIPhase.RUNNING):
-            return
-        if (status.get("nodeName") or meta.get("labels", {}).get("kubevirt.io/nodeName")) not in (None, self.node_name):
-            return
-        with self.lock:
-            watch, gone = self.watches.get(uid), uid in self.gone
-        if watch is None and not gone:
-            path = self.locator.locate(vmi)
+        try:
+            getattr(self.registry.client(uid, path), cmd)(*args)
+        except LauncherError as exc:
+            log.info("%s of VMI %s: %s", cmd, key, exc)
+
+    def _sync_domain(self, key, vmi, uid):
+        log.info("syncing %s to its launcher", key)
+        path = self.registry.watch_path(uid)
+        try:
             if path is None:
-                if phase == VMIPhase.RUNNING:
-                    with self.lock:
-                        self.gone.add(uid)
-                    gone = True
-                else:
-                    self.queue.add_after(key, 0.5)  # the launcher has not created its socket yet
-                    return
-            else:
-                try:
-                    watch = LauncherWatch(uid, path, self._on_state, self._on_end)
-                    with self.lock:
-                        self.watches[uid] = watch
-                    watch.start()
-                except LauncherError as exc:
-                    log.info("launcher of %s unreachable: %s", key, exc)
-                    with self.lock:
-                        self.watches.pop(uid, None)
-                        if phase == VMIPhase.RUNNING:
-                            self.gone.add(uid)
-                    gone = phase == VMIPhase.RUNNING
-                    if not gone:
-                        self.queue.add_after(key, 1.0)
-                        return
-        with self.lock:
-            domain = self.domains.get(uid)
-        if not gone and domain is not None and watch is not None:
-            deleting = bool(meta.get("deletionTimestamp"))
-            if deleting and not domain.get("final") and uid not in self.stopping:
-                self.stopping.add(uid)
-                grace = meta.get("deletionGracePeriodSeconds", vmi["spec"].get("terminationGracePeriodSeconds"))
-                self._client(uid, watch.path).shutdown(grace)
-                self._event(vmi, "Normal", "ShuttingDown", "Signaled Graceful Shutdown")
-            elif domain.get("status") == "Missing" and phase == VMIPhase.SCHEDULED and not deleting:
-                log.info("syncing %s to its launcher", key)
-                try:
-                    result = self._client(uid, watch.path).sync(vmi, self.sync_options)
-                except LauncherError as exc:
-                    self._sync_failed(vmi, str(exc))
-                    raise
-                with self.lock:
-                    current = self.domains.get(uid)
-                    if current is None or current.get("status") == "Missing":
-                        self.domains[uid] = domain = result
-                    else:
-                        domain = current
-                self._event(vmi, "Normal", "Created", f"VirtualMachineInstance defined ({result.get('message', '')}).")
-        outcome = self.locator.outcome(vmi) if gone else None
-        new_status = desired_status(vmi, domain, launcher_gone=gone, gone_outcome=outcome)
+                raise LauncherError("the launcher subscription ended")
+            result = self.registry.client(uid, path).sync(vmi, self.sync_options)
+        except LauncherError as exc:
+            self._sync_failed(vmi, str(exc))
+            raise
+        current = self.registry.track(uid, key).domain
+        if current is None or current.get("status") == "Missing":
+            self.registry.update(uid, domain=result)
+        self._event(vmi, "Normal", "Created", f"VirtualMachineInstance defined ({result.get('message', '')}).")
+
+    def _write_status(self, key, vmi, view):
+        new_status = desired_status(vmi, view.domain, launcher_gone=view.gone, gone_outcome=view.gone_outcome)
         patch = status_patch(vmi, new_status)
         if patch is None:
             return
@@ -248,7 +316,7 @@ class VMIHandler(Reconciler):
             if exc.not_found:
                 return
             raise
-        old_phase, new_phase = phase, new_status.get("phase")
+        old_phase, new_phase = (vmi.get("status") or {}).get("phase"), new_status.get("phase")
         if old_phase != new_phase:
             log.info("VMI %s: %s -> %s", key, old_phase, new_phase)
             reason = {"Running": "Started", "Succeeded": "Stopped", "Failed": "Failed"}.get(new_phase, new_phase)
@@ -275,10 +343,12 @@ class VMIHandler(Reconciler):
 
     def stop(self):
         self.queue.shutdown()
-        with self.lock:
-            watches = list(self.watches.values())
-            self.watches.clear()
-        for watch in watches:
-            watch.stop()
-        for client in list(self.clients.values()):
-            client.close()
+        for record in self.registry.all():
+            _close(record)
+
+
+def _close(record: LauncherRecord):
+    if record.watch is not None:
+        record.watch.stop()
+    if record.client is not None:
+        record.client.close()

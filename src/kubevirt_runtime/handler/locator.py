@@ -1,10 +1,12 @@
-"""Where a VMI's launcher socket is.
+"""Where a VMI's launcher socket is, and what the handler may conclude when it is not there.
 
 - PodSocketLocator (in a cluster): the VMI's launcher pod on this node (labels kubevirt.io=virt-launcher,
   kubevirt.io/created-by=<vmi uid>, from a pod informer restricted to this node), and its `sockets`
   emptyDir under the kubelet's root: <kubelet root>/pods/<pod uid>/volumes/kubernetes.io~empty-dir/sockets/launcher.sock
 - TemplateSocketLocator (launchers as local processes, tests): a path template with {namespace},
-  {name} and {uid}.
+  {name} and {uid}; it has no pods, so a missing socket only ever means "not there (yet)".
+
+`lookup(vmi)` returns a decide.Lookup; `locate(vmi)` only the socket path of a ready launcher.
 """
 from __future__ import annotations
 
@@ -12,20 +14,29 @@ import os
 
 from kubevirt_runtime.api.constants import APP_LABEL, CREATED_BY_LABEL, LAUNCHER_APP_VALUE
 
+from .decide import Lookup, Where
+
 DEFAULT_KUBELET_ROOT = "/var/lib/kubelet"
+POD_FINAL_PHASES = ("Succeeded", "Failed")
 
 
 class TemplateSocketLocator:
     def __init__(self, template: str):
         self.template = template
 
-    def locate(self, vmi: dict) -> str | None:
+    def lookup(self, vmi: dict) -> Lookup:
         meta = vmi.get("metadata") or {}
         path = self.template.format(namespace=meta.get("namespace"), name=meta.get("name"), uid=meta.get("uid"))
-        return path if os.path.exists(path) else None
+        return Lookup(Where.READY, path) if os.path.exists(path) else Lookup(Where.NO_SOCKET)
 
-    def outcome(self, vmi: dict) -> str | None:
-        return None
+    def locate(self, vmi: dict) -> str | None:
+        return self.lookup(vmi).path
+
+    def has_synced(self) -> bool:
+        return True
+
+    def wait_for_sync(self, timeout=None) -> bool:
+        return True
 
     def start(self):
         return self
@@ -40,29 +51,36 @@ class PodSocketLocator:
     def label_selector() -> str:
         return f"{APP_LABEL}={LAUNCHER_APP_VALUE}"
 
-    def locate(self, vmi: dict) -> str | None:
-        uid = (vmi.get("metadata") or {}).get("uid")
-        candidates = [p for p in self.pods.store.list()
-                      if (p.get("metadata", {}).get("labels") or {}).get(CREATED_BY_LABEL) == uid
-                      and (p.get("status") or {}).get("phase") == "Running"]
-        for pod in candidates:
-            path = os.path.join(self.kubelet_root, "pods", pod["metadata"]["uid"], "volumes",
-                                "kubernetes.io~empty-dir", "sockets", "launcher.sock")
-            if os.path.exists(path):
-                return path
-        return None
+    def socket_path(self, pod: dict) -> str:
+        return os.path.join(self.kubelet_root, "pods", pod["metadata"]["uid"], "volumes",
+                            "kubernetes.io~empty-dir", "sockets", "launcher.sock")
 
-    def outcome(self, vmi: dict) -> str | None:
-        """Succeeded / Failed from the launcher pod's end (the launcher exits 0 after a clean guest
-        shutdown or a requested stop), for when the launcher's last event was missed."""
+    def lookup(self, vmi: dict) -> Lookup:
+        if not self.pods.has_synced():
+            return Lookup(Where.UNSYNCED)
         uid = (vmi.get("metadata") or {}).get("uid")
-        for pod in self.pods.store.list():
-            if (pod.get("metadata", {}).get("labels") or {}).get(CREATED_BY_LABEL) != uid:
-                continue
-            phase = (pod.get("status") or {}).get("phase")
-            if phase in ("Succeeded", "Failed"):
-                return phase
-        return None
+        pods = [p for p in self.pods.store.list()
+                if (p.get("metadata", {}).get("labels") or {}).get(CREATED_BY_LABEL) == uid]
+        if not pods:
+            return Lookup(Where.ABSENT)
+        phases = [(p.get("status") or {}).get("phase") for p in pods]
+        for pod, phase in zip(pods, phases):
+            if phase == "Running" and os.path.exists(path := self.socket_path(pod)):
+                return Lookup(Where.READY, path)
+        if "Running" in phases:
+            return Lookup(Where.NO_SOCKET)
+        if all(phase in POD_FINAL_PHASES for phase in phases):
+            return Lookup(Where.ENDED, outcome="Failed" if "Failed" in phases else "Succeeded")
+        return Lookup(Where.STARTING)
+
+    def locate(self, vmi: dict) -> str | None:
+        return self.lookup(vmi).path
+
+    def has_synced(self) -> bool:
+        return self.pods.has_synced()
+
+    def wait_for_sync(self, timeout=None) -> bool:
+        return self.pods.wait_for_sync(timeout)
 
     def start(self):
         self.pods.start()

@@ -90,6 +90,7 @@ def main(argv=None) -> int:
     else:
         log.warning("no --tls-cert/--tls-key/--client-ca: the console and pause endpoints are off")
     handler.informer.wait_for_sync()
+    handler.locator.wait_for_sync()  # never conclude anything about a launcher from an empty pod cache
     handler.start_workers(args.workers)
     log.info("virt-handler on node %s is running", args.node_name)
 

@@ -9,49 +9,11 @@ the controller's reasons are kept and the two components never undo each other's
 from __future__ import annotations
 
 import copy
-import datetime
 
 from kubevirt_runtime.api.constants import ConditionType, VMIPhase
+from kubevirt_runtime.api.status import get_condition, now_iso, remove_condition, set_condition, set_phase
 
 HANDLER_PHASES = (VMIPhase.SCHEDULED, VMIPhase.RUNNING)
-
-
-def now_iso() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def get_condition(status: dict, cond_type: str):
-    for cond in status.get("conditions") or []:
-        if cond.get("type") == cond_type:
-            return cond
-    return None
-
-
-def ensure_condition(status: dict, cond_type: str, value: str, reason: str = "", message: str = "", now=None):
-    """Sets a condition unless it already has this status value."""
-    existing = get_condition(status, cond_type)
-    if existing and existing.get("status") == value:
-        return
-    cond = {"type": cond_type, "status": value, "reason": reason, "message": message,
-            "lastProbeTime": None, "lastTransitionTime": now or now_iso()}
-    conditions = status.setdefault("conditions", [])
-    if existing:
-        conditions[conditions.index(existing)] = cond
-    else:
-        conditions.append(cond)
-
-
-def drop_condition(status: dict, cond_type: str):
-    if get_condition(status, cond_type):
-        status["conditions"] = [c for c in status["conditions"] if c.get("type") != cond_type]
-
-
-def set_phase(status: dict, phase: str, now=None):
-    if status.get("phase") == phase:
-        return
-    status["phase"] = phase
-    status.setdefault("phaseTransitionTimestamps", []).append(
-        {"phase": phase, "phaseTransitionTimestamp": now or now_iso()})
 
 
 def desired_status(vmi: dict, domain: dict | None, launcher_gone: bool = False, now=None,
@@ -87,18 +49,18 @@ def desired_status(vmi: dict, domain: dict | None, launcher_gone: bool = False, 
     if state == "Missing":
         return status
     set_phase(status, VMIPhase.RUNNING, now)
-    ensure_condition(status, ConditionType.READY, "True", "", "", now)
-    drop_condition(status, ConditionType.SYNCHRONIZED)
+    set_condition(status, ConditionType.READY, "True", "", "", now)
+    remove_condition(status, ConditionType.SYNCHRONIZED)
     if state == "Paused":
         reason = domain.get("reason") or "PausedByUser"
         message = "VMI was paused by user" if reason == "PausedByUser" else f"VMI was paused ({reason})"
-        ensure_condition(status, ConditionType.PAUSED, "True", reason, message, now)
+        set_condition(status, ConditionType.PAUSED, "True", reason, message, now)
     else:
-        drop_condition(status, ConditionType.PAUSED)
+        remove_condition(status, ConditionType.PAUSED)
     if domain.get("agentConnected"):
-        ensure_condition(status, ConditionType.AGENT_CONNECTED, "True", "", "", now)
+        set_condition(status, ConditionType.AGENT_CONNECTED, "True", "", "", now)
     else:
-        drop_condition(status, ConditionType.AGENT_CONNECTED)
+        remove_condition(status, ConditionType.AGENT_CONNECTED)
     if domain.get("interfaces") is not None and domain.get("interfaces") != status.get("interfaces"):
         if domain["interfaces"]:
             status["interfaces"] = domain["interfaces"]
@@ -114,9 +76,9 @@ def desired_status(vmi: dict, domain: dict | None, launcher_gone: bool = False, 
 def _ended(status: dict, now, message: str):
     ready = get_condition(status, ConditionType.READY)
     if ready and ready.get("status") == "True":
-        ensure_condition(status, ConditionType.READY, "False", "GuestNotRunning", message, now)
-    drop_condition(status, ConditionType.PAUSED)
-    drop_condition(status, ConditionType.AGENT_CONNECTED)
+        set_condition(status, ConditionType.READY, "False", "GuestNotRunning", message, now)
+    remove_condition(status, ConditionType.PAUSED)
+    remove_condition(status, ConditionType.AGENT_CONNECTED)
     if not status.get("conditions"):
         status.pop("conditions", None)
 

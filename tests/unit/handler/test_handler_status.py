@@ -1,7 +1,8 @@
 """virt-handler's status computation: domain state -> VMI status."""
 import pytest
 
-from kubevirt_runtime.handler.status import desired_status, get_condition, status_patch
+from kubevirt_runtime.api.status import get_condition
+from kubevirt_runtime.handler.status import desired_status, status_patch
 
 NOW = "2026-01-01T00:00:00Z"
 
