@@ -3,11 +3,14 @@
 VMs (through the kube API, with virt-api's own service account):
 - start: Halted -> runStrategy Always (or ``running: true``); Manual / RerunOnFailure -> a Start state change
   request (after a Stop of a finished instance); Always / Once -> 409 (they start by themselves).
-- stop: Always / RerunOnFailure / Once -> runStrategy Halted (or ``running: false``); Manual -> a Stop request
-  naming the running instance; nothing running -> 409.
+- stop: Always / Once -> runStrategy Halted (or ``running: false``); Manual / RerunOnFailure -> a Stop
+  request naming the running instance, replacing any pending request (a stop always wins); nothing
+  running -> 409.
 - restart: a Stop request naming the running instance, then a Start; Halted or nothing running -> 409.
 State change requests go to ``status.stateChangeRequests`` (the status subresource) with the VM's
-resourceVersion as precondition, and never on top of requests still pending.
+resourceVersion as precondition, and (but for a stop) never on top of requests still pending. A Start
+request records the VM's generation, so virt-controller can drop it once a later spec change (a stop
+that set Halted) has superseded it.
 
 VMIs (forwarded to the virt-handler of the VMI's node over mutual TLS): pause, unpause, softreboot, reset,
 guestosinfo, userlist, filesystemlist, and the console, vnc and portforward streams; check_vmi_for() refuses
@@ -22,7 +25,7 @@ import socket
 import ssl
 
 from ..api import RunStrategy, StateChangeAction, VMIPhase, effective_run_strategy, vmi_is_final
-from ..api.constants import ConditionType
+from ..api.constants import REQUEST_GENERATION_KEY, ConditionType
 from ..machinery.resource import PODS, VMIS, VMS, ApiError, ResourceClient
 
 log = logging.getLogger(__name__)
@@ -76,13 +79,14 @@ def plan_vm_action(action: str, vm: dict, vmi: dict | None):
             return {"spec": {"running": on}}
         return {"spec": {"runStrategy": RunStrategy.ALWAYS if on else RunStrategy.HALTED}}
 
-    def requests(*items):
-        if pending:
+    def requests(*items, replace_pending=False):
+        if pending and not replace_pending:
             raise SubresourceError(409, f"VM {name} has pending state change requests; try again once they are done")
         return "requests", list(items)
 
     stop_current = {"action": StateChangeAction.STOP, "uid": (vmi or {}).get("metadata", {}).get("uid")}
-    start = {"action": StateChangeAction.START}
+    start = {"action": StateChangeAction.START,
+             "data": {REQUEST_GENERATION_KEY: str(vm["metadata"].get("generation", 0))}}
     if action == "start":
         if strategy == RunStrategy.HALTED:
             return "spec", run_patch(True)
@@ -96,10 +100,10 @@ def plan_vm_action(action: str, vm: dict, vmi: dict | None):
     if action == "stop":
         if strategy == RunStrategy.HALTED:
             raise SubresourceError(409, f"VM {name} is not running")
-        if strategy == RunStrategy.MANUAL:
-            if vmi is None:
+        if strategy in (RunStrategy.MANUAL, RunStrategy.RERUN_ON_FAILURE):
+            if not running:
                 raise SubresourceError(409, f"VM {name} is not running")
-            return requests(stop_current)
+            return requests(stop_current, replace_pending=True)
         return "spec", run_patch(False)
     if action == "restart":
         if strategy == RunStrategy.HALTED:

@@ -58,14 +58,14 @@ class VirtController:
 
     def __init__(self, api_client, config, namespace=None, counters=()):
         self.config = config
-        self.vm_informer = Informer(ResourceClient(api_client, VMS, counters), namespace)
-        self.vmi_informer = Informer(ResourceClient(api_client, VMIS, counters), namespace)
-        self.pod_informer = Informer(ResourceClient(api_client, PODS, counters), namespace,
-                                     label_selector="kubevirt.io=virt-launcher", indexers=pod_indexers())
+        vms, vmis, pods = (ResourceClient(api_client, resource, counters) for resource in (VMS, VMIS, PODS))
+        self.vm_informer = Informer(vms, namespace)
+        self.vmi_informer = Informer(vmis, namespace)
+        self.pod_informer = Informer(pods, namespace, label_selector="kubevirt.io=virt-launcher",
+                                     indexers=pod_indexers())
         self.recorder = EventRecorder(api_client, "virt-controller", socket.gethostname(), counters)
-        self.vmi_controller = VMIController(api_client, self.vmi_informer, self.pod_informer, self.recorder, config,
-                                            counters)
-        self.vm_controller = VMController(api_client, self.vm_informer, self.vmi_informer, self.recorder, counters)
+        self.vmi_controller = VMIController(vmis, pods, self.vmi_informer, self.pod_informer, self.recorder, config)
+        self.vm_controller = VMController(vms, vmis, self.vm_informer, self.vmi_informer, self.recorder)
         self.synced = threading.Event()
 
     def informers(self):

@@ -28,7 +28,7 @@ from ..machinery.events import NORMAL, WARNING
 from ..machinery.expectations import ControllerExpectations
 from ..machinery.logs import obj_fields
 from ..machinery.reconciler import Reconciler
-from ..machinery.resource import JSON_PATCH, VMIS, VMS, ApiError, ResourceClient
+from ..machinery.resource import JSON_PATCH, ApiError
 from ..machinery.store import object_key
 from ..machinery.workqueue import RateLimitingQueue
 from .vm_status import backoff_left, desired_vm_status, has_start_request, has_stop_request_for
@@ -68,9 +68,9 @@ def build_vmi(vm):
 class VMController(Reconciler):
     name = "vm-controller"
 
-    def __init__(self, api_client, vm_informer, vmi_informer, recorder, counters=()):
-        self.vms = ResourceClient(api_client, VMS, counters)
-        self.vmis = ResourceClient(api_client, VMIS, counters)
+    def __init__(self, vm_client, vmi_client, vm_informer, vmi_informer, recorder):
+        """`vm_client` / `vmi_client`: ResourceClients (or fakes with the same methods) for VMs and VMIs."""
+        self.vms, self.vmis = vm_client, vmi_client
         self.vm_store, self.vmi_store = vm_informer.store, vmi_informer.store
         self.recorder = recorder
         self.queue = RateLimitingQueue("virt-controller-vm")
@@ -118,7 +118,7 @@ class VMController(Reconciler):
         adds, dels = self.expectations.pending(key)
         status = desired_vm_status(vm, vmi, adds > 0, dels > 0, sync_error)
         self._write_status(cached, vm, status)
-        if vmi is not None:
+        if vmi is not None and self.vmi_store.get(key) is vmi:  # else an event brings the changed VMI back
             self._release_vmi(vmi)
         if sync_error:
             raise RuntimeError(f"{key}: {sync_error[1]}")

@@ -10,7 +10,7 @@ def vm(strategy=None, running=None, requests=None):
         spec["runStrategy"] = strategy
     if running is not None:
         spec["running"] = running
-    obj = {"metadata": {"name": "vm1", "namespace": "ns"}, "spec": spec}
+    obj = {"metadata": {"name": "vm1", "namespace": "ns", "generation": 4}, "spec": spec}
     if requests:
         obj["status"] = {"stateChangeRequests": requests}
     return obj
@@ -23,7 +23,7 @@ def vmi(phase="Running", paused=False):
 
 
 STOP = {"action": "Stop", "uid": "uid-1"}
-START = {"action": "Start"}
+START = {"action": "Start", "data": {"kubevirt-ops.io/vm-generation": "4"}}
 
 
 @pytest.mark.parametrize("action,the_vm,the_vmi,expected", [
@@ -34,8 +34,12 @@ START = {"action": "Start"}
     ("start", vm("RerunOnFailure"), vmi("Succeeded"), ("requests", [STOP, START])),
     ("stop", vm("Always"), vmi(), ("spec", {"spec": {"runStrategy": "Halted"}})),
     ("stop", vm(running=True), vmi(), ("spec", {"spec": {"running": False}})),
-    ("stop", vm("RerunOnFailure"), vmi(), ("spec", {"spec": {"runStrategy": "Halted"}})),
+    ("stop", vm("Once"), vmi(), ("spec", {"spec": {"runStrategy": "Halted"}})),
+    ("stop", vm("RerunOnFailure"), vmi(), ("requests", [STOP])),
     ("stop", vm("Manual"), vmi(), ("requests", [STOP])),
+    # a stop replaces pending requests, e.g. the Start of a restart still in flight
+    ("stop", vm("Manual", requests=[STOP, START]), vmi(), ("requests", [STOP])),
+    ("stop", vm("Always", requests=[STOP, START]), vmi(), ("spec", {"spec": {"runStrategy": "Halted"}})),
     ("restart", vm("Always"), vmi(), ("requests", [STOP, START])),
     ("restart", vm("Manual"), vmi(), ("requests", [STOP, START])),
 ])
@@ -48,6 +52,7 @@ def test_plans(action, the_vm, the_vmi, expected):
     ("start", vm("Manual"), vmi(), "VM vm1 is already running"),
     ("stop", vm("Halted"), None, "VM vm1 is not running"),
     ("stop", vm("Manual"), None, "VM vm1 is not running"),
+    ("stop", vm("RerunOnFailure"), vmi("Succeeded"), "VM vm1 is not running"),
     ("restart", vm("Halted"), None, "Halted does not support manual restart requests"),
     ("restart", vm("Always"), None, "VM vm1 is not running"),
     ("restart", vm("Always", requests=[START]), vmi(), "pending state change requests"),
