@@ -4,8 +4,15 @@ import copy
 import datetime
 import random
 
-from ..api.constants import (REQUEST_GENERATION_KEY, ConditionType, PrintableStatus, RunStrategy,
-                             StateChangeAction, VMIPhase, vmi_is_final)
+from ..api.constants import (
+    REQUEST_GENERATION_KEY,
+    ConditionType,
+    PrintableStatus,
+    RunStrategy,
+    StateChangeAction,
+    VMIPhase,
+    vmi_is_final,
+)
 from ..api.defaults import effective_run_strategy
 from ..api.status import format_time, get_condition, parse_time, set_condition
 

@@ -10,6 +10,7 @@ import time
 
 from ..api import default_vmi, validate_vmi
 from ..api.constants import CREATED_BY_LABEL, NODE_NAME_LABEL, VMI_FINALIZER, VMIPhase, vmi_is_final
+from ..api.status import now_iso, set_condition
 from ..machinery.events import NORMAL, WARNING
 from ..machinery.expectations import ControllerExpectations
 from ..machinery.logs import obj_fields
@@ -17,7 +18,6 @@ from ..machinery.reconciler import Reconciler
 from ..machinery.resource import JSON_PATCH, ApiError
 from ..machinery.store import label_index, object_key
 from ..machinery.workqueue import RateLimitingQueue
-from ..api.status import now_iso, set_condition
 from .config import ControllerConfig
 from .launcher_pod import launcher_pod_name, render_launcher_pod
 from .vmi_status import POD_FINAL, desired_vmi_status, pod_finished_at
@@ -99,7 +99,8 @@ class VMIController(Reconciler):
         if VMI_FINALIZER not in (vmi["metadata"].get("finalizers") or []):
             vmi = self._add_finalizer(vmi)
         if vmi_is_final(vmi):
-            self._delete_pods(key, [p for p in pods if (p.get("status") or {}).get("phase") not in POD_FINAL], "VMI is final")
+            live = [p for p in pods if (p.get("status") or {}).get("phase") not in POD_FINAL]
+            self._delete_pods(key, live, "VMI is final")
             self._write_status(vmi, desired_vmi_status(vmi, pods[0] if pods else None, now_iso())[0])
             return
         pod = self._pick_pod(vmi, pods)

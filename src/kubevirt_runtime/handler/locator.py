@@ -64,7 +64,7 @@ class PodSocketLocator:
         if not pods:
             return Lookup(Where.ABSENT)
         phases = [(p.get("status") or {}).get("phase") for p in pods]
-        for pod, phase in zip(pods, phases):
+        for pod, phase in zip(pods, phases, strict=True):
             if phase == "Running" and os.path.exists(path := self.socket_path(pod)):
                 return Lookup(Where.READY, path)
         if "Running" in phases:
