@@ -117,7 +117,9 @@ def test_manual_vm_gets_a_start_request(plane, virt_api, ns):
     vms.create(manual, ns)
     result = virtctl(plane, "-n", ns, "start", "vm1")
     assert result.returncode == 0, result.stderr
-    assert vms.get("vm1", ns)["status"]["stateChangeRequests"] == [{"action": "Start"}]
+    created = vms.get("vm1", ns)
+    assert created["status"]["stateChangeRequests"] == [
+        {"action": "Start", "data": {"kubevirt-ops.io/vm-generation": str(created["metadata"]["generation"])}}]
 
 
 def test_missing_vm_and_vmi_are_not_found(plane, virt_api, ns):
