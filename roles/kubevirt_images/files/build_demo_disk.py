@@ -116,6 +116,10 @@ for port in /sys/class/virtio-ports/*; do
 done
 echo "$(hostname)" >/etc/hostname
 log "login ready"
+# the display (VNC) gets a login too, and says the guest is up
+( while true; do
+    setsid sh -c 'exec </dev/tty1 >/dev/tty1 2>&1; clear; echo "kubevirt-ops demo $(hostname): login ready"; exec login -f root'
+  done ) &
 # a login (not a bare shell) so the console session is in utmp, as the guest agent's user list reads it
 while true; do setsid cttyhack login -f root; done
 """
