@@ -23,15 +23,13 @@ from __future__ import annotations
 import json
 import logging
 import re
-import select
-import socket
 import ssl
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, generate_latest
 
+from ..machinery.streams import read_head, splice
 from . import admission
 from .auth import Unauthenticated, authenticate
 from .subresources import SUBRESOURCE_GROUP, SubresourceError, check_vmi_for, handler_error
@@ -310,7 +308,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if self.headers.get(key):
                     lines.append(f"{key}: {self.headers[key]}")
             upstream.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-            head, rest = _read_head(upstream)
+            head, rest = read_head(upstream)
             status_line = head.split(b"\r\n", 1)[0].decode("latin-1")
             code = int(status_line.split()[1]) if len(status_line.split()) > 1 else 502
             if code != 101:
@@ -331,55 +329,6 @@ class _Handler(BaseHTTPRequestHandler):
             gauge.dec()
             upstream.close()
             log.info("%s of %s/%s closed", sub, ns, name)
-
-
-def _read_head(sock, limit=65536) -> tuple[bytes, bytes]:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-        if len(data) > limit:
-            break
-    head, sep, rest = data.partition(b"\r\n\r\n")
-    return head + sep, rest
-
-
-def splice(a, b, idle_timeout: float | None = None) -> None:
-    """Copies bytes between two (TLS) sockets in one thread until either side closes. An SSL socket must
-    not be read and written from two threads at once, and select() does not see bytes TLS has already
-    decrypted, hence pending()."""
-    for sock in (a, b):
-        sock.settimeout(None)
-    peers = {a: b, b: a}
-    last = time.monotonic()
-    while True:
-        ready = [s for s in (a, b) if isinstance(s, ssl.SSLSocket) and s.pending()]
-        if not ready:
-            ready, _, _ = select.select([a, b], [], [], 30)
-        if not ready:
-            if idle_timeout and time.monotonic() - last > idle_timeout:
-                return
-            continue
-        last = time.monotonic()
-        for sock in ready:
-            try:
-                data = sock.recv(65536)
-            except ssl.SSLWantReadError:
-                continue
-            except (OSError, ssl.SSLError):
-                return
-            if not data:
-                try:
-                    peers[sock].shutdown(socket.SHUT_WR) if not isinstance(peers[sock], ssl.SSLSocket) else None
-                except OSError:
-                    pass
-                return
-            try:
-                peers[sock].sendall(data)
-            except (OSError, ssl.SSLError):
-                return
 
 
 def serve(app: App, host: str, port: int) -> tuple[VirtAPIServer, threading.Thread]:

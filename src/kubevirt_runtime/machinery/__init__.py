@@ -11,5 +11,7 @@
 - leaderelection.py: ``LeaderElector`` on a coordination.k8s.io Lease.
 - health.py: ``HealthServer`` for /healthz, /readyz, /metrics.
 - events.py: ``EventRecorder``; logs.py: ``setup_logging`` (JSON lines).
+- streams.py: ``read_head`` (an HTTP response head off a socket) and ``splice`` (bytes both ways between
+  two sockets, TLS-aware), for relayed upgrades.
 - kubeconfig.py: ``load_api_client(kubeconfig=None)`` (in-cluster when no kubeconfig is given).
 """
