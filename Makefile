@@ -8,19 +8,28 @@ INVENTORY ?= inventories/local
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: venv cluster-up cluster-down cluster-sync binaries node-packages test test-unit test-integration test-e2e bench lint
+.PHONY: venv ui browser cluster-up cluster-down cluster-sync binaries node-packages test test-unit test-integration test-e2e bench lint
 
 venv: $(STAMP)
 $(STAMP): requirements.txt pyproject.toml hack/bootstrap.sh
 	hack/bootstrap.sh
 
-cluster-up: $(STAMP)
+# The web console's frontend (npm ci + esbuild from the lockfile) into src/kubevirt_runtime/ui/static, which
+# the wheel (and so the images) and `virtctl ui` serve; skipped when nothing changed.
+ui:
+	hack/build-ui.sh
+
+# Debian's Chromium for the browser tests.
+browser:
+	hack/install-browser.sh
+
+cluster-up: $(STAMP) ui
 	$(ANSIBLE_PLAYBOOK) -i $(INVENTORY) playbooks/cluster-up.yml
 
 cluster-down: $(STAMP)
 	$(ANSIBLE_PLAYBOOK) -i $(INVENTORY) playbooks/cluster-down.yml
 
-cluster-sync: $(STAMP)
+cluster-sync: $(STAMP) ui
 	$(ANSIBLE_PLAYBOOK) -i $(INVENTORY) playbooks/cluster-sync.yml
 
 # The upstream binaries (build or download), cached outside the clone; the integration tests need them.
@@ -41,7 +50,7 @@ node-packages:
 test-integration: $(STAMP) node-packages binaries
 	$(PYTEST) -q tests/integration
 
-test-e2e: $(STAMP)
+test-e2e: $(STAMP) ui browser
 	$(PYTEST) -q tests/e2e
 
 bench: $(STAMP) binaries

@@ -8,7 +8,12 @@ dest=$1 src=$2 venv=$3 site=$4
 tmp="$dest.tmp"
 rm -rf "$tmp"
 mkdir -p "$tmp/build" "$tmp/wheel" "$tmp/root$site" "$tmp/root/usr/local/bin"
+if [ ! -f "$src/src/kubevirt_runtime/ui/static/index.html" ]; then
+  echo "wheel.sh: the web console is not built (src/kubevirt_runtime/ui/static): run 'make ui' first" >&2
+  exit 1
+fi
 cp -a "$src/pyproject.toml" "$src/src" "$tmp/build/"
+rm -rf "$tmp/build/src/kubevirt_runtime/ui/frontend"  # the sources and node_modules stay out of the image
 [ -e "$src/README.md" ] && cp -a "$src/README.md" "$tmp/build/"
 find "$tmp/build" -name __pycache__ -prune -exec rm -rf {} +
 "$venv/bin/pip" wheel --quiet --no-deps -w "$tmp/wheel" "$tmp/build" >/dev/null

@@ -8,6 +8,7 @@
     virtctl [...] vnc VMI [--proxy-only] [--port N] [--address A] [--preserve-session] [--vnc-type T] [--vnc-path P]
     virtctl [...] port-forward TYPE/NAME[/NAMESPACE] [tcp/]LOCAL[:REMOTE]... [--address A] [--stdio]
     virtctl [...] ssh [USER@]TYPE/NAME[/NAMESPACE] [-l USER] [-i KEY] [-p PORT] [-c COMMAND] [-t SSH-OPTION]...
+    virtctl [...] ui [--address 127.0.0.1] [--port N] [--no-browser] [--prometheus NS/SVC:PORT]   (web console, as you)
 
 `console` is interactive on a terminal (raw mode; Ctrl+] leaves). Without a terminal on stdin (or with
 --until/--send) it streams the console to stdout: stdin, if any, goes to the guest; it ends at --timeout
@@ -83,6 +84,12 @@ def parse_args(argv=None):
     sp.add_argument("-c", "--command", default=None, help="command to run in the guest")
     sp.add_argument("-t", "--local-ssh-opts", action="append", default=[], help="extra option for the ssh client")
     sp.add_argument("--known-hosts", default=None, help="known_hosts file for the guests")
+    sp = sub.add_parser("ui", parents=[common], help="serve the web console on this machine, with your credentials")
+    sp.add_argument("--address", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    sp.add_argument("--port", type=int, default=0, help="listen port (default: any free port)")
+    sp.add_argument("--no-browser", action="store_true", help="do not open a browser, only print the address")
+    sp.add_argument("--prometheus", default="monitoring/prometheus:9090",
+                    help="NAMESPACE/SERVICE:PORT of Prometheus for the metrics (through the API server, as you)")
     sp = sub.add_parser("console", parents=[common], help="connect to the serial console of a VMI")
     sp.add_argument("name", metavar="VMI")
     sp.add_argument("--timeout", type=float, default=None,
@@ -130,6 +137,10 @@ def main(argv=None) -> int:
             return _port_forward(sub, namespace, args)
         if args.command == "ssh":
             return _ssh(namespace, args)
+        if args.command == "ui":
+            from kubevirt_runtime.ui.server import serve_local
+            return serve_local(api_client, args.address, args.port, open_browser=not args.no_browser,
+                               namespace=namespace, prometheus=args.prometheus)
         return console(sub, namespace, args)
     except ApiError as exc:
         verb = args.command
