@@ -4,6 +4,7 @@ Builds the disk with the same builder the kubevirt_images role runs (cached unde
 ~/.cache/kubevirt-ops/images/demo-disk), boots it with a NoCloud ISO (volume label `cidata`) whose
 user-data is a shell script, and checks on the serial console: the user-data output and the
 `login ready` marker; then fetches the page its httpd serves on port 80 through a host forward.
+With #cloud-config user-data instead, the key in its ssh_authorized_keys logs in as root over SSH.
 """
 import importlib.util
 import os
@@ -107,6 +108,47 @@ def test_demo_disk_boots_runs_user_data_and_serves_http(demo_disk, tmp_path):
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(1)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_demo_disk_lets_the_cloud_config_key_in_over_ssh(demo_disk, tmp_path):
+    builder, built = demo_disk
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "test@kubevirt-ops", "-f", str(key)],
+                   check=True)
+    other = tmp_path / "other"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    iso = _nocloud_iso(tmp_path, "#cloud-config\nssh_authorized_keys:\n"
+                       f"  - {key.with_suffix('.pub').read_text().strip()}\n", "demo-ssh")
+    serial = tmp_path / "serial.log"
+    port = _free_port()
+    cmd = ["qemu-system-x86_64", "-accel", "tcg", "-machine", "q35", "-m", "192", "-smp", "1",
+           "-display", "none", "-no-user-config", "-nodefaults", "-no-reboot", "-snapshot",
+           "-serial", f"file:{serial}",
+           "-drive", f"file={built['disk']},format=raw,if=virtio",
+           "-drive", f"file={iso},format=raw,if=virtio,readonly=on",
+           "-netdev", f"user,id=n0,net=10.0.2.0/24,host=10.0.2.1,dhcpstart=10.0.2.2,hostfwd=tcp:127.0.0.1:{port}-:22",
+           "-device", "virtio-net-pci,netdev=n0"]
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def ssh(identity, command):
+        return subprocess.run(["ssh", "-i", str(identity), "-p", str(port), "-o", "StrictHostKeyChecking=no",
+                               "-o", "UserKnownHostsFile=/dev/null", "-o", "IdentitiesOnly=yes",
+                               "-o", "BatchMode=yes", "-o", "ConnectTimeout=30", "root@127.0.0.1", command],
+                              capture_output=True, text=True, timeout=120)
+    try:
+        text = _wait_for(serial, ["1 SSH key(s) authorized for root", "dropbear (SSH) listening on port 22",
+                                  builder.READY_MARKER], proc, BOOT_TIMEOUT)
+        assert "user-data is neither" not in text
+        start = time.monotonic()
+        result = ssh(key, "echo logged in as $(id -u) on $(hostname)")
+        print(f"demo disk: first SSH command in {time.monotonic() - start:.1f}s (host key made on first use)")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "logged in as 0 on demo-ssh"
+        refused = ssh(other, "true")
+        assert refused.returncode == 255 and "Permission denied" in refused.stderr
     finally:
         proc.kill()
         proc.wait()

@@ -26,6 +26,7 @@ from websockets.sync.client import connect as ws_connect
 
 from kubevirt_runtime.api.constants import NODE_NAME_LABEL
 from kubevirt_runtime.handler.launcher_client import LauncherClient
+from kubevirt_runtime.launcher.podnet import pod_addresses
 from kubevirt_runtime.machinery.resource import VMIS, ApiError, ResourceClient
 
 try:
@@ -250,6 +251,9 @@ def test_lifecycle_pause_console_restart_poweroff(control_plane, api_client, nam
     assert condition(running, "Ready") == "True"
     assert running["status"]["interfaces"][0]["name"] == "default"
     assert running["status"]["interfaces"][0]["mac"].startswith("02:")
+    # masquerade: the address of the launcher's network namespace (here the host's), as kubectl's IP column shows
+    assert running["status"]["interfaces"][0]["ipAddress"] == pod_addresses()[0]
+    assert running["status"]["interfaces"][0]["ipAddresses"] == pod_addresses()
 
     # pause / unpause through the mTLS endpoint
     code, _ = https(certs, h.port, "PUT", vmi_path(namespace, "alpha", "pause"))

@@ -148,3 +148,26 @@ def api_client(params: dict, environ=None):
         for item in value if isinstance(value, list) else [value] if value else []:
             client.set_default_header(_RepeatedHeader(header), item)
     return client
+
+
+def context_namespace(params: dict, environ=None) -> str | None:
+    """The namespace of the kubeconfig context the options select (None when there is none)."""
+    auth = resolve(params, environ)
+    kubeconfig = auth.get("kubeconfig")
+    if kubeconfig is None and not _self_sufficient(auth):
+        kubeconfig = (os.environ if environ is None else environ).get("KUBECONFIG") or os.path.expanduser(
+            "~/.kube/config")
+    if isinstance(kubeconfig, str):
+        try:
+            import yaml
+            with open(kubeconfig.split(os.pathsep)[0]) as fh:
+                kubeconfig = yaml.safe_load(fh)
+        except (OSError, ImportError, ValueError):
+            return None
+    if not isinstance(kubeconfig, dict):
+        return None
+    wanted = auth.get("context") or kubeconfig.get("current-context")
+    for entry in kubeconfig.get("contexts") or []:
+        if entry.get("name") == wanted:
+            return (entry.get("context") or {}).get("namespace")
+    return None

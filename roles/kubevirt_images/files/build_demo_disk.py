@@ -78,6 +78,14 @@ if [ -e /sys/class/net/eth0 ]; then
   fi
 fi
 
+# the items of a top-level `ssh_authorized_keys:` block list in a cloud-config file, unquoted
+authorized_keys() {
+  awk '/^[^ \t#-]/ { keys = ($0 ~ /^ssh_authorized_keys:[ \t]*$/); next }
+       keys && /^[ \t]*- / { sub(/^[ \t]*- */, ""); sub(/[ \t\r]+$/, "");
+                               if ($0 ~ /^".*"$/ || $0 ~ /^\047.*\047$/) $0 = substr($0, 2, length($0) - 2);
+                               if ($0 != "") print }' "$1"
+}
+
 # cloud-init NoCloud: an ISO9660 volume labelled cidata (devices may take a moment to appear)
 label() { dd if="$1" bs=1 skip=32808 count=32 2>/dev/null | tr -d ' \000' | tr 'A-Z' 'a-z'; }
 found=
@@ -99,14 +107,22 @@ if [ -n "$found" ]; then
     log "running user-data"
     /run/user-data
     log "user-data exited $?"
+  elif [ "$(head -n 1 /mnt/cidata/user-data 2>/dev/null | tr -d ' \r')" = "#cloud-config" ]; then
+    # of cloud-config, the top-level ssh_authorized_keys list: root's keys for the SSH server
+    mkdir -p /root/.ssh && chmod 0700 /root/.ssh
+    authorized_keys /mnt/cidata/user-data >/root/.ssh/authorized_keys
+    chmod 0600 /root/.ssh/authorized_keys
+    log "cloud-config: $(grep -c . /root/.ssh/authorized_keys) SSH key(s) authorized for root"
   elif [ -s /mnt/cidata/user-data ]; then
-    log "user-data is not a script (#!); ignored"
+    log "user-data is neither a script (#!) nor #cloud-config; ignored"
   fi
 else
   log "no NoCloud (cidata) disk"
 fi
 
 httpd -p 80 -h /www && log "httpd listening on port 80"
+# SSH: Debian's dropbear, host keys made on first use (-R), public keys only (-s), its log off the console
+/usr/sbin/dropbear -R -s -E -p 22 2>>/run/dropbear.log && log "dropbear (SSH) listening on port 22"
 
 # QEMU guest agent on its virtio-serial port (the port's name is in sysfs; no udev for the symlink)
 for port in /sys/class/virtio-ports/*; do
@@ -160,6 +176,10 @@ exec "/bin/$action" -f
 
 GUEST_AGENT_PACKAGE = "qemu-guest-agent"
 GUEST_AGENT_BINARY = "usr/sbin/qemu-ga"
+SSH_SERVER_PACKAGE = "dropbear-bin"
+SSH_SERVER_BINARY = "usr/sbin/dropbear"
+# package -> the binary of it the guest runs (each with the libraries its ELF file needs)
+USERLAND = {GUEST_AGENT_PACKAGE: GUEST_AGENT_BINARY, SSH_SERVER_PACKAGE: SSH_SERVER_BINARY}
 ELF_INTERPRETER = "lib64/ld-linux-x86-64.so.2"
 LIB_DIR = "lib/x86_64-linux-gnu"
 
@@ -350,30 +370,34 @@ def resolve_libraries(binary: bytes, files: dict[str, bytes | str]) -> dict[str,
         if f"{LIB_DIR}/{soname}" in libraries:
             continue
         if soname not in by_soname:
-            raise RuntimeError(f"no package in the guest agent's dependencies provides {soname}")
+            raise RuntimeError(f"no package among the binary's dependencies provides {soname}")
         data = content(by_soname[soname])
         libraries[f"{LIB_DIR}/{soname}"] = data
         todo.extend(elf_needed(data))
     return libraries
 
 
-def guest_agent_entries(debs: Path) -> list[tuple[str, int, bytes, int, int]]:
-    """Initramfs entries for qemu-ga: the binary, its libraries, the ELF interpreter, /sbin/shutdown and the
-    files it reads (os-release for guest-get-osinfo, /var/run for its pid file)."""
-    files: dict[str, bytes | str] = {}
-    for package in package_closure(GUEST_AGENT_PACKAGE):
-        files.update(deb_files(download(package, debs)))
-    binary = files[GUEST_AGENT_BINARY]
-    libraries = resolve_libraries(binary, files)
+def userland_entries(debs: Path) -> list[tuple[str, int, bytes, int, int]]:
+    """Initramfs entries for the USERLAND binaries (qemu-ga, dropbear): each binary, the libraries they need
+    (once), the ELF interpreter, /sbin/shutdown and the files they read (os-release for guest-get-osinfo,
+    /var/run for pid files, /etc/dropbear for host keys, /etc/shells for the login shell)."""
+    binaries, libraries = {}, {}
+    for package, path in USERLAND.items():
+        files: dict[str, bytes | str] = {}
+        for dependency in package_closure(package):
+            files.update(deb_files(download(dependency, debs)))
+        binaries[path] = files[path]
+        libraries.update(resolve_libraries(files[path], files))
     interpreter = libraries.get(f"{LIB_DIR}/ld-linux-x86-64.so.2")
     if interpreter is None:
-        raise RuntimeError("the guest agent's libraries do not include ld-linux-x86-64.so.2")
-    entries = [(d, 0o040755, b"", 0, 0) for d in ("usr", "usr/sbin", "lib64", LIB_DIR, "var")]
-    entries += [(GUEST_AGENT_BINARY, 0o100755, binary, 0, 0),
-                (ELF_INTERPRETER, 0o120777, f"/{LIB_DIR}/ld-linux-x86-64.so.2".encode(), 0, 0),
+        raise RuntimeError("the binaries' libraries do not include ld-linux-x86-64.so.2")
+    entries = [(d, 0o040755, b"", 0, 0) for d in ("usr", "usr/sbin", "lib64", LIB_DIR, "var", "etc/dropbear")]
+    entries += [(path, 0o100755, data, 0, 0) for path, data in sorted(binaries.items())]
+    entries += [(ELF_INTERPRETER, 0o120777, f"/{LIB_DIR}/ld-linux-x86-64.so.2".encode(), 0, 0),
                 ("var/run", 0o120777, b"/run", 0, 0),
                 ("sbin/shutdown", 0o100755, SHUTDOWN.encode(), 0, 0),
-                ("etc/os-release", 0o100644, OS_RELEASE.encode(), 0, 0)]
+                ("etc/os-release", 0o100644, OS_RELEASE.encode(), 0, 0),
+                ("etc/shells", 0o100644, b"/bin/sh\n", 0, 0)]
     entries += [(path, 0o100755, data, 0, 0) for path, data in sorted(libraries.items())]
     return entries
 
@@ -491,7 +515,7 @@ def inputs_key() -> tuple[str, dict]:
         "syslinux": installed_version("syslinux"),
         "syslinux-common": installed_version("syslinux-common"),
         "mtools": installed_version("mtools"),
-        "guest-agent": {p: candidate_version(p) for p in package_closure(GUEST_AGENT_PACKAGE)},
+        "userland": {p: candidate_version(p) for package in sorted(USERLAND) for p in package_closure(package)},
     }
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16], inputs
 
@@ -521,7 +545,7 @@ def build(cache: Path) -> dict:
                 raise RuntimeError(f"{bdeb}: no bin/busybox")
             vmlinuz, modules = kernel_parts(kdeb, WANTED_MODULES)
             (tmp / "vmlinuz").write_bytes(vmlinuz)
-            (tmp / "initrd.gz").write_bytes(initramfs(busybox, modules, guest_agent_entries(debs)))
+            (tmp / "initrd.gz").write_bytes(initramfs(busybox, modules, userland_entries(debs)))
             (tmp / "syslinux.cfg").write_text(SYSLINUX_CFG)
             content = sum((tmp / n).stat().st_size for n in ("vmlinuz", "initrd.gz")) >> 20
             size = max(MIN_PARTITION_MIB, content + 8)

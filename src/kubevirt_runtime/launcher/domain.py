@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import os
 import socket
 import threading
 import time
@@ -15,6 +14,7 @@ import libvirt
 from . import accel as accel_mod
 from . import disks, guest_agent, guest_ports
 from .converter import ConverterContext, convert, domain_name, graphics_enabled, interface_mac
+from .podnet import pod_addresses
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +45,7 @@ _GUEST_INFO_KEYS = {"os.id": "id", "os.name": "name", "os.pretty-name": "prettyN
                     "os.version-id": "versionId", "os.kernel-release": "kernelRelease",
                     "os.kernel-version": "kernelVersion", "os.machine": "machine"}
 HISTORY_BYTES = 64 << 10
-
-
-def _pod_ip() -> str | None:
-    ip = os.environ.get("POD_IP")
-    if ip:
-        return ip
-    return None
+ADDRESS_POLL_SECONDS = 15
 
 
 class ConsoleRelay:
@@ -202,15 +196,23 @@ class DomainManager:
     def _interfaces(self) -> list:
         if not self.vmi:
             return []
-        ip = _pod_ip()
+        addresses = pod_addresses()  # masquerade: the guest is reached at the pod's addresses
         out = []
         for iface in self.vmi["spec"]["domain"].get("devices", {}).get("interfaces") or []:
             entry = {"name": iface["name"], "mac": interface_mac(self.vmi, iface), "infoSource": "domain",
                      "podInterfaceName": "eth0", "queueCount": 1}
-            if ip:
-                entry.update(ipAddress=ip, ipAddresses=[ip])
+            if addresses:
+                entry.update(ipAddress=addresses[0], ipAddresses=addresses)
             out.append(entry)
         return out
+
+    def _follow_addresses(self):
+        """Publishes again when the reported interfaces change without a libvirt event (an address that
+        appears or moves), until the domain has ended."""
+        while not self.final.wait(ADDRESS_POLL_SECONDS):
+            with self.lock:
+                if self._interfaces() != self.published_interfaces:
+                    self._publish_locked()
 
     def _set(self, **fields):
         with self.lock:
@@ -219,7 +221,9 @@ class DomainManager:
 
     def _publish_locked(self):
         from .protocol import encode
-        message = encode({"event": "domain", "domain": self.snapshot()})
+        state = self.snapshot()
+        self.published_interfaces = state["interfaces"]
+        message = encode({"event": "domain", "domain": state})
         for sub in list(self.subscribers):
             try:
                 sub.sendall(message)
@@ -313,6 +317,7 @@ class DomainManager:
             log.info("domain %s started (%s)", self.domain_name, self.message)
         if (vmi["spec"]["domain"].get("devices") or {}).get("autoattachSerialConsole", True) is not False:
             self.console.attach(ctx.serial_socket)
+        threading.Thread(target=self._follow_addresses, name="addresses", daemon=True).start()
         with self.lock:
             if self.status["status"] == "Missing":
                 self.status.update(status="Running", reason="")

@@ -100,3 +100,31 @@ def test_resolve_libraries_follows_needed_and_symlinks(monkeypatch):
         fake_needed[b"BIN"] = ["libmissing.so.0"]
         bdd.resolve_libraries(b"BIN", files)
 
+
+
+def _init_function(name):
+    start = bdd.INIT.index(f"{name}() {{")
+    return bdd.INIT[start:bdd.INIT.index("\n}\n", start) + 3]
+
+
+@pytest.mark.parametrize("shell", [["sh"], ["busybox", "sh"]])
+def test_authorized_keys_come_from_the_top_level_cloud_config_list(tmp_path, shell):
+    import shutil
+    import subprocess
+    if not shutil.which(shell[0]):
+        pytest.fail(f"{shell[0]} is needed to run the guest's shell function (busybox is in node packages)")
+    user_data = tmp_path / "user-data"
+    user_data.write_text("#cloud-config\nhostname: x\nssh_authorized_keys:\n  - ssh-ed25519 AAAA one@example\n"
+                         "  - \"ssh-rsa BBBB two\"\n  - 'ecdsa-sha2-nistp256 CCCC three'\nusers:\n  - name: bob\n"
+                         "    ssh_authorized_keys:\n      - ssh-ed25519 NOTROOT bob\nruncmd:\n  - echo hi\n")
+    out = subprocess.run([*shell, "-c", _init_function("authorized_keys") + f"authorized_keys {user_data}\n"],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["ssh-ed25519 AAAA one@example", "ssh-rsa BBBB two", "ecdsa-sha2-nistp256 CCCC three"]
+
+
+def test_init_starts_dropbear_with_root_keys_before_the_marker():
+    init = bdd.INIT
+    assert "/usr/sbin/dropbear -R -s -E -p 22" in init
+    assert init.index("authorized_keys /mnt/cidata/user-data") < init.index("/usr/sbin/dropbear")
+    assert init.index("/usr/sbin/dropbear") < init.index('log "login ready"')
+    assert bdd.USERLAND[bdd.SSH_SERVER_PACKAGE] == "usr/sbin/dropbear"
