@@ -13,7 +13,9 @@ pkgs=(
   qemu-system-x86              # qemu-system-x86_64
   qemu-system-common           # accel-tcg-x86_64.so: Debian builds TCG as a loadable module
   qemu-utils                   # qemu-img: overlays for containerDisks, emptyDisk images
-  genisoimage                  # cloud-init NoCloud ISO
+  genisoimage                  # cloud-init, config map, secret, downward API and service account ISOs
+  swtpm                        # devices.tpm: libvirt runs swtpm for the emulated TPM 2.0
+  swtpm-tools                  # swtpm_setup, which libvirt calls to create the TPM's state
   ovmf                         # EFI firmware for firmware.bootloader.efi
 )
 

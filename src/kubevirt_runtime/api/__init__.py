@@ -37,11 +37,11 @@ from .constants import (
                         vmi_is_final,
 )
 from .defaults import default_vm, default_vmi, default_vmi_spec, effective_run_strategy
-from .validation import FieldError, validate_vm, validate_vmi, validate_vmi_spec
+from .validation import FieldError, ValidationContext, type_errors, validate_vm, validate_vmi, validate_vmi_spec
 
 __all__ = [
     "API_VERSION", "GROUP", "VERSION", "VM_KIND", "VM_PLURAL", "VMI_KIND", "VMI_PLURAL", "ConditionType",
     "PrintableStatus", "RunStrategy", "StateChangeAction", "VMIPhase", "vmi_is_final",
     "default_vm", "default_vmi", "default_vmi_spec", "effective_run_strategy",
-    "FieldError", "validate_vm", "validate_vmi", "validate_vmi_spec",
+    "FieldError", "ValidationContext", "type_errors", "validate_vm", "validate_vmi", "validate_vmi_spec",
 ]

@@ -17,6 +17,19 @@ VMI_PLURAL = "virtualmachineinstances"
 VMI_SINGULAR = "virtualmachineinstance"
 VMI_SHORT_NAMES = ["vmi", "vmis"]
 
+VMIRS_KIND = "VirtualMachineInstanceReplicaSet"
+VMIRS_PLURAL = "virtualmachineinstancereplicasets"
+VMIRS_SINGULAR = "virtualmachineinstancereplicaset"
+VMIRS_SHORT_NAMES = ["vmirs", "vmirss"]
+
+POOL_GROUP = "pool.kubevirt.io"
+POOL_VERSION = "v1beta1"  # stored
+POOL_SERVED_OLD_VERSION = "v1alpha1"  # still served, same schema
+POOL_KIND = "VirtualMachinePool"
+POOL_PLURAL = "virtualmachinepools"
+POOL_SINGULAR = "virtualmachinepool"
+POOL_SHORT_NAMES = ["vmpool", "vmpools"]
+
 
 class VMIPhase:
     """VirtualMachineInstance.status.phase."""

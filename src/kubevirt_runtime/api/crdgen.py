@@ -1,11 +1,16 @@
-"""Generates the CustomResourceDefinitions of kubevirt.io/v1 from schema.py into api/crds/*.yaml.
+"""Generates the CustomResourceDefinitions of the kinds we serve into api/crds/*.yaml.
 
     python -m kubevirt_runtime.api.crdgen          # rewrite the committed files
     python -m kubevirt_runtime.api.crdgen --check  # exit 1 when they are out of date
 
-Names, short names, categories and printer columns are upstream's, so `kubectl get vm,vmi` prints the
-same columns. Both kinds have the status subresource (upstream's VMI has none; see api/__init__.py).
+Schemas are upstream's complete ones (upstream.py), so the API server prunes nothing a user of upstream
+KubeVirt writes and `kubectl` strict validation accepts upstream manifests; the webhook then refuses what
+we do not implement, by name. Where schema.py describes our behaviour, its text replaces upstream's in
+`kubectl explain`; a field we refuse says so and why. Names, short names, categories, printer columns and
+subresources are upstream's, except that our VMI also has the status subresource (see api/__init__.py).
 """
+from __future__ import annotations
+
 import argparse
 import sys
 from pathlib import Path
@@ -13,9 +18,13 @@ from pathlib import Path
 import yaml
 
 from . import constants as c
-from . import schema
+from . import schema, upstream
+from .walk import NOT_IMPLEMENTED
 
 CRD_DIR = Path(__file__).resolve().parent / "crds"
+# The CRDs are large (upstream's whole schema): use libyaml when PyYAML has it.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 _AGE = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
 _READY = {"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type=='Ready')].status"}
@@ -38,61 +47,112 @@ VM_COLUMNS = [
 ]
 
 
-def _crd(kind, plural, singular, short_names, columns, object_schema):
+def _replica_columns(what):
+    return [
+        {"name": "Desired", "type": "integer", "jsonPath": ".spec.replicas",
+         "description": f"Number of desired {what}"},
+        {"name": "Current", "type": "integer", "jsonPath": ".status.replicas",
+         "description": f"Number of managed and not final or deleted {what}"},
+        {"name": "Ready", "type": "integer", "jsonPath": ".status.readyReplicas",
+         "description": f"Number of managed {what} which are ready to receive traffic"},
+        _AGE,
+    ]
+
+
+_SCALE = {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas",
+          "labelSelectorPath": ".status.labelSelector"}
+
+
+def _overlay(node: dict, ours: dict | None) -> None:
+    """Our descriptions over upstream's; refused fields say why (what `kubectl explain` shows)."""
+    if ours is None:
+        return
+    if ours.get("description"):
+        node["description"] = ours["description"]
+    supported = ours.get("properties")
+    for key, child in (node.get("properties") or {}).items():
+        if supported is None:
+            continue
+        if key in supported:
+            _overlay(child, supported[key])
+        else:
+            why = (ours.get("refused") or {}).get(key, NOT_IMPLEMENTED)
+            text = child.get("description", "").rstrip()
+            child["description"] = (text + "\n\n" if text else "") + f"Not available here: {why}."
+    for key in ("items", "additionalProperties"):
+        if isinstance(node.get(key), dict) and isinstance(ours.get(key), dict):
+            _overlay(node[key], ours[key])
+
+
+def _root(definition: str, spec_support: dict | None, preserve_status: bool) -> dict:
+    root = upstream.object_schema(definition)
+    if spec_support is not None:
+        _overlay(root["properties"]["spec"], spec_support)
+    status = root["properties"].get("status")
+    if status is not None and preserve_status:
+        # our components may record upstream status fields a newer upstream adds; never prune them
+        status["x-kubernetes-preserve-unknown-fields"] = True
+    return root
+
+
+def _crd(kind, plural, singular, group, versions, short_names, categories, scope="Namespaced"):
+    names = {"kind": kind, "listKind": f"{kind}List", "plural": plural, "singular": singular}
+    if short_names:
+        names["shortNames"] = list(short_names)
+    if categories:
+        names["categories"] = list(categories)
+    spec = {"group": group, "names": names, "scope": scope, "versions": versions}
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.{c.GROUP}", "labels": {c.APP_LABEL: ""}},
-        "spec": {
-            "group": c.GROUP,
-            "names": {"kind": kind, "listKind": f"{kind}List", "plural": plural, "singular": singular,
-                      "shortNames": list(short_names), "categories": ["all"]},
-            "scope": "Namespaced",
-            "versions": [{
-                "name": c.VERSION,
-                "served": True,
-                "storage": True,
-                "schema": {"openAPIV3Schema": object_schema},
-                "subresources": {"status": {}},
-                "additionalPrinterColumns": columns,
-            }],
-        },
+        "metadata": {"name": f"{plural}.{group}", "labels": {c.APP_LABEL: ""}},
+        "spec": spec,
     }
+
+
+def _version(name, root, storage=True, columns=None, subresources=None):
+    version = {"name": name, "served": True, "storage": storage, "schema": {"openAPIV3Schema": root}}
+    if subresources:
+        version["subresources"] = subresources
+    if columns:
+        version["additionalPrinterColumns"] = columns
+    return version
 
 
 def generate_crds():
     """The CRDs as dicts, keyed by file name."""
-    vm_schema = schema.object_schema(
-        "VirtualMachine keeps a VirtualMachineInstance running, stopped or restarted according to its runStrategy.",
-        schema.vm_spec(), schema.vm_status())
-    vmi_schema = schema.object_schema(
-        "VirtualMachineInstance is one running virtual machine: it lives in a virt-launcher pod on one node.",
-        schema.vmi_spec(), schema.vmi_status())
-    return {
-        "virtualmachines.yaml": _crd(c.VM_KIND, c.VM_PLURAL, c.VM_SINGULAR, c.VM_SHORT_NAMES, VM_COLUMNS, vm_schema),
-        "virtualmachineinstances.yaml": _crd(c.VMI_KIND, c.VMI_PLURAL, c.VMI_SINGULAR, c.VMI_SHORT_NAMES,
-                                             VMI_COLUMNS, vmi_schema),
+    vm = _root("v1.VirtualMachine", schema.vm_spec(), True)
+    vmi = _root("v1.VirtualMachineInstance", schema.vmi_spec(), True)
+    status = {"status": {}}
+    crds = {
+        "virtualmachines.yaml": _crd(c.VM_KIND, c.VM_PLURAL, c.VM_SINGULAR, c.GROUP,
+                                     [_version(c.VERSION, vm, columns=VM_COLUMNS, subresources=status)],
+                                     c.VM_SHORT_NAMES, ["all"]),
+        "virtualmachineinstances.yaml": _crd(c.VMI_KIND, c.VMI_PLURAL, c.VMI_SINGULAR, c.GROUP,
+                                             [_version(c.VERSION, vmi, columns=VMI_COLUMNS, subresources=status)],
+                                             c.VMI_SHORT_NAMES, ["all"]),
     }
+    return crds
 
 
 def render(crd):
-    header = "# Generated by `python -m kubevirt_runtime.api.crdgen` from api/schema.py. Do not edit.\n"
-    return header + yaml.safe_dump(crd, sort_keys=False, default_flow_style=False, width=120)
+    prov = upstream.provenance()
+    header = (f"# Generated by `python -m kubevirt_runtime.api.crdgen` from upstream KubeVirt {prov['tag']}'s "
+              f"OpenAPI schema\n# ({prov['commit'][:12]}, api/upstream/) and api/schema.py. Do not edit.\n")
+    return header + yaml.dump(crd, Dumper=_DUMPER, sort_keys=False, default_flow_style=False, width=120)
 
 
 def load_crds(directory=CRD_DIR):
     """The committed CRD manifests as dicts (what installers apply)."""
-    return [yaml.safe_load(path.read_text()) for path in sorted(Path(directory).glob("*.yaml"))]
+    return [yaml.load(path.read_text(), Loader=_LOADER) for path in sorted(Path(directory).glob("*.yaml"))]
 
 
 def stale_files(directory=CRD_DIR):
-    """Names of files in `directory` that differ from what the generator produces."""
-    stale = []
-    for name, crd in generate_crds().items():
-        path = Path(directory) / name
-        if not path.exists() or path.read_text() != render(crd):
-            stale.append(name)
-    return stale
+    """Names of files in `directory` that differ from what the generator produces (or should not be there)."""
+    wanted = generate_crds()
+    stale = [name for name, crd in wanted.items()
+             if not (Path(directory) / name).exists() or (Path(directory) / name).read_text() != render(crd)]
+    return stale + sorted(p.name for p in Path(directory).glob("*.yaml") if p.name not in wanted)
 
 
 def main(argv=None):

@@ -1,116 +1,207 @@
 """Defaulting of VirtualMachine and VirtualMachineInstance dicts, as virt-api's mutating webhook applies it.
 
-Pure: each function returns a defaulted deep copy and leaves its argument alone. Defaulting never
-invents fields we do not implement, and never overrides a value the user set.
+Pure: each function returns a defaulted deep copy and leaves its argument alone. Values follow upstream
+KubeVirt's amd64 defaults. Defaulting only fills in what is unset (absent, null, or an empty string where
+upstream treats "" as unset); it never changes a value the user set, and a value of the wrong type is
+left for validation to report (the webhook refuses badly typed objects before defaulting them).
 """
-import copy
+from __future__ import annotations
 
+import copy
+import math
+import uuid
+
+from . import instancetype as it
 from .constants import DEFAULT_GRACE_PERIOD_SECONDS, RunStrategy
+from .quantity import parse_quantity
 
 DEFAULT_MACHINE_TYPE = "q35"
-DEFAULT_DISK_BUS = "virtio"
+DEFAULT_ARCHITECTURE = "amd64"
+DEFAULT_DISK_BUS = "sata"  # upstream's amd64 default: guests have SATA drivers out of the box
 DEFAULT_CDROM_BUS = "sata"
 DEFAULT_INTERFACE_MODEL = "virtio"
 DEFAULT_NETWORK_NAME = "default"
+HYPERV_DEPENDENCIES = {"synic": ("vpindex",), "synictimer": ("synic", "vpindex"), "tlbflush": ("vpindex",),
+                       "ipi": ("vpindex",)}
 
 
-def _dict(parent, key):
+def _unset(value) -> bool:
+    return value is None or value == ""
+
+
+def _dict(parent: dict, key: str) -> dict:
+    """parent[key], created when unset; a value of another type is kept and a detached dict returned."""
     value = parent.get(key)
-    if not isinstance(value, dict):
+    if value is None:
         value = parent[key] = {}
-    return value
+    return value if isinstance(value, dict) else {}
 
 
-def _list(parent, key):
+def _list(parent: dict, key: str) -> list:
     value = parent.get(key)
-    if not isinstance(value, list):
+    if value is None:
         value = parent[key] = []
-    return value
+    return value if isinstance(value, list) else []
 
 
-def _default_domain(domain):
+def _dicts(items) -> list[dict]:
+    return [item for item in items if isinstance(item, dict)]
+
+
+def _fill(target: dict, key: str, value) -> None:
+    if _unset(target.get(key)):
+        target[key] = value
+
+
+def _whole_cpus(quantity) -> int | None:
+    try:
+        return max(1, math.ceil(parse_quantity(quantity)))
+    except (ValueError, ArithmeticError):
+        return None
+
+
+def _default_cpu(domain: dict) -> None:
+    resources = domain.get("resources") if isinstance(domain.get("resources"), dict) else {}
+    requests = resources.get("requests") if isinstance(resources.get("requests"), dict) else {}
+    limits = resources.get("limits") if isinstance(resources.get("limits"), dict) else {}
+    if "cpu" in limits and "cpu" not in requests:
+        _dict(_dict(domain, "resources"), "requests")["cpu"] = limits["cpu"]
     cpu = _dict(domain, "cpu")
+    if all(cpu.get(k) is None for k in ("cores", "sockets", "threads")):
+        source = limits.get("cpu", requests.get("cpu"))
+        cpu["sockets"] = (_whole_cpus(source) if source is not None else None) or 1
     for key in ("cores", "sockets", "threads"):
-        cpu.setdefault(key, 1)
-    _dict(domain, "machine").setdefault("type", DEFAULT_MACHINE_TYPE)
-    resources = domain.get("resources") or {}
-    requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
-    memory = _dict(domain, "memory")
-    if memory.get("guest") is None:
-        guest = requests.get("memory", limits.get("memory"))
-        if guest is not None:
-            memory["guest"] = guest
-    if memory.get("guest") is not None and "memory" not in requests:
-        _dict(_dict(domain, "resources"), "requests")["memory"] = memory["guest"]
-    if not memory:
-        del domain["memory"]
-    bootloader = (domain.get("firmware") or {}).get("bootloader") or {}
+        _fill(cpu, key, 1)
+
+
+def _default_memory(domain: dict) -> None:
+    memory = domain.get("memory")
+    if isinstance(memory, dict) and memory.get("guest") is not None:
+        return
+    resources = domain.get("resources") if isinstance(domain.get("resources"), dict) else {}
+    for kind in ("requests", "limits"):
+        values = resources.get(kind) if isinstance(resources.get(kind), dict) else {}
+        if values.get("memory") is not None:
+            _dict(domain, "memory")["guest"] = values["memory"]
+            return
+
+
+def _default_firmware(domain: dict) -> None:
+    firmware = domain.get("firmware") if isinstance(domain.get("firmware"), dict) else {}
+    bootloader = firmware.get("bootloader") if isinstance(firmware.get("bootloader"), dict) else {}
     if isinstance(bootloader.get("efi"), dict):
-        bootloader["efi"].setdefault("secureBoot", True)
-    devices = _dict(domain, "devices")
-    devices.setdefault("autoattachSerialConsole", True)
-    return devices
+        _fill(bootloader["efi"], "secureBoot", True)
 
 
-def _default_disks(spec, devices):
+def _default_features(domain: dict) -> None:
+    features = domain.get("features") if isinstance(domain.get("features"), dict) else {}
+    hyperv = features.get("hyperv") if isinstance(features.get("hyperv"), dict) else {}
+    for feature, needs in HYPERV_DEPENDENCIES.items():
+        state = hyperv.get(feature)
+        if not isinstance(state, dict) or state.get("enabled", True) is False:
+            continue
+        for need in needs:
+            if hyperv.get(need) is None:
+                hyperv[need] = {}
+
+
+def _default_disks(spec: dict, devices: dict) -> None:
+    had_disks = "disks" in devices
     disks = _list(devices, "disks")
-    named = {d.get("name") for d in disks}
-    for volume in spec.get("volumes") or []:
-        if volume.get("name") not in named:
-            disks.append({"name": volume.get("name"), "disk": {}})
-    for disk in disks:
-        if disk.get("disk") is None and disk.get("cdrom") is None:
+    named = {d.get("name") for d in _dicts(disks)}
+    for volume in _dicts(spec.get("volumes") if isinstance(spec.get("volumes"), list) else []):
+        if volume.get("name") not in named and isinstance(volume.get("name"), str):
+            disks.append({"name": volume["name"]})
+    for disk in _dicts(disks):
+        if all(disk.get(k) is None for k in ("disk", "cdrom", "lun")):
             disk["disk"] = {}
         if isinstance(disk.get("disk"), dict):
-            disk["disk"].setdefault("bus", DEFAULT_DISK_BUS)
+            _fill(disk["disk"], "bus", DEFAULT_DISK_BUS)
         if isinstance(disk.get("cdrom"), dict):
-            disk["cdrom"].setdefault("bus", DEFAULT_CDROM_BUS)
-            disk["cdrom"].setdefault("readonly", True)
-    if not disks:
+            _fill(disk["cdrom"], "bus", DEFAULT_CDROM_BUS)
+            _fill(disk["cdrom"], "readonly", True)
+    if not had_disks and devices.get("disks") == []:
         del devices["disks"]
 
 
-def _default_networks(spec, devices):
+def _default_networks(spec: dict, devices: dict) -> None:
     interfaces = devices.get("interfaces")
-    if not interfaces and not spec.get("networks"):
-        devices["interfaces"] = [{"name": DEFAULT_NETWORK_NAME, "masquerade": {}}]
+    if interfaces in (None, []) and spec.get("networks") in (None, []) and \
+            devices.get("autoattachPodInterface") is not False:
+        devices["interfaces"] = [{"name": DEFAULT_NETWORK_NAME, "bridge": {}}]
         spec["networks"] = [{"name": DEFAULT_NETWORK_NAME, "pod": {}}]
-    for iface in devices.get("interfaces") or []:
-        iface.setdefault("model", DEFAULT_INTERFACE_MODEL)
-        for port in iface.get("ports") or []:
-            port.setdefault("protocol", "TCP")
+    for iface in _dicts(devices.get("interfaces") if isinstance(devices.get("interfaces"), list) else []):
+        _fill(iface, "model", DEFAULT_INTERFACE_MODEL)
+        for port in _dicts(iface.get("ports") if isinstance(iface.get("ports"), list) else []):
+            _fill(port, "protocol", "TCP")
+
+
+def _default_pull_policies(spec: dict) -> None:
+    for volume in _dicts(spec.get("volumes") if isinstance(spec.get("volumes"), list) else []):
+        disk = volume.get("containerDisk")
+        if isinstance(disk, dict) and isinstance(disk.get("image"), str):
+            _fill(disk, "imagePullPolicy", pull_policy(disk["image"]))
+
+
+def pull_policy(image: str) -> str:
+    """Kubernetes' default: Always for :latest or an untagged image, else IfNotPresent."""
+    return "Always" if image.endswith(":latest") or not any(c in image for c in ":@") else "IfNotPresent"
 
 
 def default_vmi_spec(spec):
-    """Default a VirtualMachineInstanceSpec in place (shared by VMIs and VM templates)."""
+    """Default a VirtualMachineInstanceSpec in place (a VMI's, or the one the VM controller builds)."""
     if not isinstance(spec, dict):
         return spec
-    devices = _default_domain(_dict(spec, "domain"))
+    _fill(spec, "architecture", DEFAULT_ARCHITECTURE)
+    domain = _dict(spec, "domain")
+    _fill(_dict(domain, "machine"), "type", DEFAULT_MACHINE_TYPE)
+    _default_cpu(domain)
+    _default_memory(domain)
+    _default_firmware(domain)
+    _default_features(domain)
+    devices = _dict(domain, "devices")
+    _fill(devices, "autoattachSerialConsole", True)
     _default_disks(spec, devices)
     _default_networks(spec, devices)
-    spec.setdefault("terminationGracePeriodSeconds", DEFAULT_GRACE_PERIOD_SECONDS)
+    _default_pull_policies(spec)
+    _fill(spec, "terminationGracePeriodSeconds", DEFAULT_GRACE_PERIOD_SECONDS)
     return spec
 
 
 def default_vmi(vmi):
     """A defaulted copy of a VirtualMachineInstance."""
     vmi = copy.deepcopy(vmi)
-    default_vmi_spec(_dict(vmi, "spec"))
+    if isinstance(vmi, dict):
+        default_vmi_spec(_dict(vmi, "spec"))
     return vmi
 
 
-def default_vm(vm):
-    """A defaulted copy of a VirtualMachine: the template is defaulted like a VMI.
+def default_vm(vm, create: bool = False, new_id=uuid.uuid4):
+    """A defaulted copy of a VirtualMachine, as upstream's VM mutator makes it.
 
-    With neither `running` nor `runStrategy`, runStrategy becomes Halted (a new VM does not start by itself).
-    """
+    The template itself is not defaulted (the VMI is, when it is created), so an instancetype or a
+    preference can still fill it in. With neither `running` nor `runStrategy`, runStrategy becomes Halted.
+    On create, the firmware gets a random UUID and serial number, kept for the VM's life. The instancetype
+    and preference kinds default to the cluster-wide kinds."""
     vm = copy.deepcopy(vm)
+    if not isinstance(vm, dict):
+        return vm
     spec = _dict(vm, "spec")
     if spec.get("running") is None and spec.get("runStrategy") is None:
         spec["runStrategy"] = RunStrategy.HALTED
+    for which, kind in (("instancetype", it.CLUSTER_INSTANCETYPE), ("preference", it.CLUSTER_PREFERENCE)):
+        if isinstance(spec.get(which), dict):
+            _fill(spec[which], "kind", kind)
     template = spec.get("template")
-    if isinstance(template, dict):
-        default_vmi_spec(_dict(template, "spec"))
+    if not isinstance(template, dict) or not isinstance(template.get("spec"), dict):
+        return vm
+    domain = _dict(template["spec"], "domain")
+    if spec.get("preference") is None:
+        _fill(_dict(domain, "machine"), "type", DEFAULT_MACHINE_TYPE)
+    if create:
+        firmware = _dict(domain, "firmware")
+        _fill(firmware, "uuid", str(new_id()))
+        _fill(firmware, "serial", str(new_id()))
     return vm
 
 

@@ -1,257 +1,311 @@
-"""The OpenAPI schemas of the kubevirt.io/v1 kinds we serve: the one description of our API.
+"""What this implementation supports of upstream's API: a tree that mirrors upstream's schema (upstream.py).
 
-The CRD generator publishes them (so `kubectl explain` and server-side field validation work) and
-validation.py walks them, so a field that is not listed here is rejected everywhere. Field names and
-meanings are upstream KubeVirt's; only the subset we implement is listed.
+The CRDs carry upstream's complete schema, so the API server keeps every field a user writes. This tree
+says which of those fields we implement. validation.py walks a value against both: upstream's schema
+for types, enums and required fields; this tree for support. A field upstream knows but this tree does
+not list is refused with the reason recorded in its parent's ``refused`` (or a generic one), never
+dropped. Node shapes (all keys optional):
+
+- ``properties``: the supported children (any other child is refused); without it, everything below is
+  supported (Kubernetes types passed through to the launcher pod, e.g. affinity);
+- ``items`` / ``additionalProperties``: the node of list items / map values;
+- ``enum``, ``minimum``, ``maximum``: narrower than upstream's (a value outside is "not supported");
+- ``required``: children required on top of upstream's;
+- ``refused``: {child: why it is not available};
+- ``description``: replaces upstream's text in the CRD (what `kubectl explain` shows) where ours differs.
 """
-from .constants import PrintableStatus, RunStrategy, VMIPhase
-from .openapi import (
-    array,
-    boolean,
-    empty_obj,
-    free_obj,
-    integer,
-    obj,
-    quantity,
-    quantity_map,
-    string,
-    string_map,
-    timestamp,
-)
+from __future__ import annotations
 
-DISK_BUSES = ("virtio", "sata", "scsi")
+DISK_BUSES = ("virtio", "sata", "scsi", "usb")
 CDROM_BUSES = ("sata", "scsi")
+DISK_CACHES = ("none", "writethrough", "writeback")
+DISK_IO = ("native", "threads", "default")
 INTERFACE_MODELS = ("virtio", "e1000", "e1000e", "igb", "ne2k_pci", "pcnet", "rtl8139")
-PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+ARCHITECTURES = ("amd64",)
 
+# Why a field is refused. Hardware-bound features name what is missing on this cluster.
+GPU = "GPU passthrough needs a device plugin for the GPU; none is available on this cluster"
+HOST_DEVICE = ("host device passthrough needs a device plugin for the device (permittedHostDevices); none is "
+               "available on this cluster")
+SRIOV = ("SR-IOV needs an SR-IOV capable NIC, the SR-IOV device plugin and a multus network; none is available "
+         "on this cluster")
+DRA = ("Dynamic Resource Allocation claims need a DRA driver for the device; none is installed on this cluster")
+MULTUS = ("multus networks need the multus CNI meta-plugin, which is not installed on this cluster; only the pod "
+          "network is available")
+CDI = ("DataVolumes need the Containerized Data Importer (CDI), which is not installed on this cluster; use a "
+       "persistentVolumeClaim or a containerDisk volume")
+DEDICATED_CPU = ("dedicated CPUs need the kubelet's static CPU manager policy, which this cluster does not run")
+HUGEPAGES = "hugepages are not configured on this cluster's nodes"
+CONFIDENTIAL = "confidential computing (SEV, SNP, TDX) needs hardware support; guests here run under TCG emulation"
+HOTPLUG = "CPU and memory hotplug (live update) are not implemented"
+PERSISTENT_STATE = ("persistent EFI/TPM state needs a persistent backend storage class, which is not "
+                    "implemented; the state lives as long as the VMI")
+GUEST_AGENT_PROBE = ("exec and guestAgentPing probes run through the guest agent, which virt-launcher does "
+                     "not probe yet; use tcpSocket or httpGet")
+CREDENTIALS = "accessCredentials (SSH key and password injection) are not implemented; use cloud-init user data"
+VIDEO = "choosing the video device is not implemented; the display uses VGA (BIOS) or bochs (EFI)"
+VOLUME_HOTPLUG = "volume hotplug is not implemented"
+CHANGED_BLOCK_TRACKING = "changed block tracking (incremental backup) is not implemented"
+PASST = "the passt binding is not implemented; use masquerade or bridge"
+INSTANCETYPES = "instancetypes and preferences are not implemented yet"
+BINDING_PLUGIN = "network binding plugins are not implemented; use masquerade or bridge"
+
+
+def obj(properties, description=None, refused=None, required=None):
+    node = {"properties": properties}
+    if description:
+        node["description"] = description
+    if refused:
+        node["refused"] = refused
+    if required:
+        node["required"] = list(required)
+    return node
+
+
+def leaf(description=None, enum=None, minimum=None, maximum=None):
+    node = {}
+    if description:
+        node["description"] = description
+    if enum:
+        node["enum"] = list(enum)
+    if minimum is not None:
+        node["minimum"] = minimum
+    if maximum is not None:
+        node["maximum"] = maximum
+    return node
+
+
+def free(description=None):
+    """Everything below is supported as upstream defines it."""
+    return leaf(description)
+
+
+def list_of(item, description=None):
+    node = {"items": item}
+    if description:
+        node["description"] = description
+    return node
+
+
+# ---------------------------------------------------------------- VirtualMachineInstanceSpec
 
 def _cpu():
-    return obj("Guest CPU topology and model.", {
-        "cores": integer("Cores per socket. Defaults to 1.", minimum=1),
-        "sockets": integer("Number of sockets. Defaults to 1.", minimum=1),
-        "threads": integer("Threads per core. Defaults to 1.", minimum=1),
-        "model": string("CPU model passed to the hypervisor, e.g. host-model, host-passthrough or a named model."),
-    })
+    return obj({
+        "cores": leaf("Cores per socket. Defaults to 1.", minimum=1),
+        "sockets": leaf("Sockets. Without cores, sockets and threads it is resources.limits.cpu, else "
+                        "resources.requests.cpu, else 1 (rounded up to whole CPUs).", minimum=1),
+        "threads": leaf("Threads per core. Defaults to 1.", minimum=1),
+        "model": leaf("CPU model: host-model, host-passthrough or a named QEMU model. Under TCG emulation "
+                      "host-model and host-passthrough become QEMU's default model."),
+    }, refused={"dedicatedCpuPlacement": DEDICATED_CPU, "isolateEmulatorThread": DEDICATED_CPU,
+                "numa": DEDICATED_CPU, "realtime": DEDICATED_CPU, "maxSockets": HOTPLUG})
 
 
 def _firmware():
-    return obj("Firmware of the guest.", {
-        "uuid": string("SMBIOS UUID of the guest. The VM controller sets a stable one."),
-        "bootloader": obj("The bootloader: exactly one of bios or efi.", {
-            "bios": obj("Legacy BIOS boot.", {"useSerial": boolean("Show BIOS output on the serial console.")}),
-            "efi": obj("UEFI boot.", {"secureBoot": boolean("Enable Secure Boot. Defaults to true.")}),
+    return obj({
+        "uuid": leaf("SMBIOS UUID. A VM gets a random one when it is created, kept for its life."),
+        "serial": leaf("SMBIOS serial number. A VM gets a random one when it is created, kept for its life."),
+        "bootloader": obj({
+            "bios": obj({"useSerial": leaf()}),
+            "efi": obj({"secureBoot": leaf("Secure Boot (OVMF with Microsoft keys). Defaults to true.")},
+                       refused={"persistent": PERSISTENT_STATE}),
         }),
-        "kernelBoot": obj("Boot a kernel (and initrd) taken from a container image instead of a disk.", {
-            "kernelArgs": string("Kernel command line."),
-            "container": obj("The image that holds the kernel and initrd.", {
-                "image": string("Image with the kernel and initrd."),
-                "imagePullSecret": string("Secret used to pull the image."),
-                "imagePullPolicy": string("When to pull the image.", enum=PULL_POLICIES),
-                "kernelPath": string("Path of the kernel inside the image."),
-                "initrdPath": string("Path of the initrd inside the image."),
-            }, required=["image"]),
+        "kernelBoot": obj({
+            "kernelArgs": leaf(),
+            "container": obj({
+                "image": leaf("Image holding the kernel and initrd; an init container of the launcher pod "
+                              "copies them out (the image needs no shell)."),
+                "imagePullSecret": leaf(), "imagePullPolicy": leaf(), "kernelPath": leaf(), "initrdPath": leaf(),
+            }),
         }),
     })
+
+
+def _features():
+    return obj({"acpi": free(), "apic": free(), "smm": free(), "hyperv": free()})
 
 
 def _disk():
-    return obj("A disk of the guest, backed by the volume with the same name.", {
-        "name": string("Name of the disk; must match a volume name."),
-        "disk": obj("Attach as a hard disk.", {"bus": string("Bus of the disk. Defaults to virtio.", enum=DISK_BUSES)}),
-        "cdrom": obj("Attach as a CD-ROM.", {
-            "bus": string("Bus of the CD-ROM. Defaults to sata.", enum=CDROM_BUSES),
-            "readonly": boolean("Read-only CD-ROM. Defaults to true."),
-        }),
-        "bootOrder": integer("Boot priority; lower boots first. Devices without one are not bootable "
-                             "when any device has one.", minimum=1, fmt="int32"),
-    }, required=["name"])
+    return obj({
+        "name": leaf(),
+        "disk": obj({"bus": leaf("Bus of the disk. Defaults to sata (upstream's x86_64 default).", enum=DISK_BUSES),
+                     "readonly": leaf()}),
+        "cdrom": obj({"bus": leaf("Bus of the CD-ROM. Defaults to sata.", enum=CDROM_BUSES),
+                      "readonly": leaf("Read-only CD-ROM. Defaults to true.")}),
+        "bootOrder": leaf(minimum=1),
+        "serial": leaf(),
+        "cache": leaf("Host page cache mode. Unset: none where the storage supports direct I/O, else "
+                      "writethrough.", enum=DISK_CACHES),
+        "io": leaf(enum=DISK_IO),
+    }, refused={"lun": "LUN disks (SCSI passthrough of a block PVC) are not implemented; use disk",
+                "changedBlockTracking": CHANGED_BLOCK_TRACKING})
 
 
 def _interface():
-    return obj("A network interface of the guest, connected to the network with the same name.", {
-        "name": string("Name of the interface; must match a network name."),
-        "masquerade": empty_obj("Connect through NAT behind the pod's address."),
-        "model": string("Emulated NIC model. Defaults to virtio.", enum=INTERFACE_MODELS),
-        "macAddress": string("MAC address, e.g. de:ad:00:00:be:af."),
-        "ports": array("Ports forwarded from the pod to the guest. Empty means all ports.", obj(
-            "A forwarded port.", {
-                "name": string("Name of the port."),
-                "protocol": string("Protocol. Defaults to TCP.", enum=("TCP", "UDP")),
-                "port": integer("Port number.", minimum=1, maximum=65535, fmt="int32"),
-            }, required=["port"])),
-    }, required=["name"])
+    return obj({
+        "name": leaf(),
+        "masquerade": free("NAT behind the pod's address (QEMU's user-mode network stack, guest at 10.0.2.2)."),
+        "bridge": free("The pod's network for the guest. Until the pod network is bridged into the guest, "
+                       "this is carried by the same NAT as masquerade."),
+        "model": leaf(enum=INTERFACE_MODELS),
+        "macAddress": leaf(),
+        "ports": list_of(obj({"name": leaf(), "protocol": leaf(enum=("TCP", "UDP")), "port": leaf()})),
+        "bootOrder": leaf(minimum=1),
+    }, refused={"sriov": SRIOV, "passt": PASST, "passtBinding": PASST, "binding": BINDING_PLUGIN,
+                "macvtap": "the macvtap binding needs a macvtap device plugin and multus; neither is available",
+                "slirp": "the slirp binding was removed upstream; use masquerade"})
+
+
+def _devices():
+    return obj({
+        "disks": list_of(_disk()),
+        "interfaces": list_of(_interface()),
+        "autoattachSerialConsole": leaf(),
+        "autoattachPodInterface": leaf(),
+        "autoattachMemBalloon": leaf(),
+        "autoattachGraphicsDevice": leaf("Attach a VNC display and a video device. Defaults to true."),
+        "rng": free("A virtio-rng device fed from the host's /dev/urandom."),
+        "tpm": obj({"enabled": leaf()}, description="A TPM 2.0 (tpm-tis), emulated by swtpm in the launcher pod.",
+                   refused={"persistent": PERSISTENT_STATE}),
+    }, refused={"gpus": GPU, "hostDevices": HOST_DEVICE, "video": VIDEO,
+                "filesystems": "virtiofs filesystems need virtiofsd in the launcher pod, which is not implemented",
+                "clientPassthrough": "USB redirection is not implemented",
+                "downwardMetrics": "the downward metrics device is not implemented"})
 
 
 def _domain():
-    return obj("The virtual hardware of the guest.", {
+    return obj({
         "cpu": _cpu(),
-        "memory": obj("Guest memory.",
-                      {"guest": quantity("Memory the guest sees. Defaults to resources.requests.memory.")}),
-        "resources": obj("Compute resources of the launcher pod (the guest's share).", {
-            "requests": quantity_map("Minimum resources (cpu, memory)."),
-            "limits": quantity_map("Maximum resources (cpu, memory)."),
-        }),
-        "machine": obj("Emulated machine.", {"type": string("Machine type, e.g. q35. Defaults to q35.")}),
+        "memory": obj({"guest": leaf("Memory the guest sees. Defaults to resources.requests.memory, else "
+                                     "resources.limits.memory.")},
+                      refused={"hugepages": HUGEPAGES, "maxGuest": HOTPLUG}),
+        "resources": obj({"requests": free(), "limits": free()}),
+        "machine": obj({"type": leaf("Machine type. Unset or empty: q35.")}),
         "firmware": _firmware(),
-        "devices": obj("Devices attached to the guest.", {
-            "disks": array("Disks of the guest.", _disk()),
-            "interfaces": array("Network interfaces of the guest.", _interface()),
-            "autoattachSerialConsole": boolean("Attach a serial console. Defaults to true."),
-            "autoattachGraphicsDevice": boolean("Attach a VNC display and a video device. Defaults to true."),
-        }),
-    }, required=["devices"])
+        "features": _features(),
+        "clock": free(),
+        "devices": _devices(),
+    }, refused={"launchSecurity": CONFIDENTIAL})
+
+
+def _probe():
+    return obj({key: free() for key in ("initialDelaySeconds", "timeoutSeconds", "periodSeconds",
+                                        "successThreshold", "failureThreshold", "httpGet", "tcpSocket")},
+               refused={"exec": GUEST_AGENT_PROBE, "guestAgentPing": GUEST_AGENT_PROBE})
 
 
 def _volume():
-    return obj("A storage source for a disk.", {
-        "name": string("Name of the volume; disks refer to it."),
-        "containerDisk": obj("A disk image shipped in a container image (ephemeral: writes are lost at shutdown).", {
-            "image": string("Image that holds the disk under /disk."),
-            "imagePullPolicy": string("When to pull the image.", enum=PULL_POLICIES),
-            "imagePullSecret": string("Secret used to pull the image."),
-            "path": string("Path of the disk inside the image."),
-        }, required=["image"]),
-        "cloudInitNoCloud": obj("Cloud-init data served with the NoCloud datasource.", {
-            "userData": string("Cloud-init user data."),
-            "userDataBase64": string("Cloud-init user data, base64 encoded."),
-            "secretRef": obj("Secret whose `userdata` key holds the user data.", {"name": string("Secret name.")}),
-            "networkData": string("Cloud-init network data."),
-            "networkDataBase64": string("Cloud-init network data, base64 encoded."),
-            "networkDataSecretRef": obj("Secret whose `networkdata` key holds the network data.",
-                                        {"name": string("Secret name.")}),
-        }),
-        "emptyDisk": obj("A blank sparse disk that lives as long as the VMI.", {
-            "capacity": quantity("Size of the disk."),
-        }, required=["capacity"]),
-        "persistentVolumeClaim": obj("A PersistentVolumeClaim in the VMI's namespace.", {
-            "claimName": string("Name of the claim."),
-            "readOnly": boolean("Attach read-only."),
-        }, required=["claimName"]),
-    }, required=["name"])
+    return obj({
+        "name": leaf(),
+        "containerDisk": obj({"image": leaf(), "imagePullPolicy": leaf(
+            "Defaults to Always for an image tagged :latest (or untagged), else IfNotPresent."),
+            "imagePullSecret": leaf(), "path": leaf()}),
+        "cloudInitNoCloud": free(),
+        "cloudInitConfigDrive": free(),
+        "emptyDisk": obj({"capacity": leaf()}),
+        "persistentVolumeClaim": obj({"claimName": leaf(), "readOnly": leaf()},
+                                     refused={"hotpluggable": VOLUME_HOTPLUG}),
+        "hostDisk": obj({"path": leaf(), "type": leaf(), "capacity": leaf()},
+                        description="A disk image on the node (feature gate HostDisk).",
+                        refused={"shared": "shared host disks need live migration, which is not implemented"}),
+        "configMap": free("A ConfigMap, attached as an ISO disk (label from volumeLabel, default cfgdata)."),
+        "secret": free("A Secret, attached as an ISO disk (label from volumeLabel, default cfgdata)."),
+        "serviceAccount": free("The service account's token, CA and namespace, attached as an ISO disk."),
+        "downwardAPI": free("Downward API files of the launcher pod, attached as an ISO disk."),
+    }, refused={"dataVolume": CDI, "ephemeral": "ephemeral volumes are not implemented; use persistentVolumeClaim",
+                "memoryDump": "memory dumps are not implemented", "sysprep": "sysprep (Windows) volumes are not "
+                "implemented", "downwardMetrics": "the downward metrics volume is not implemented",
+                "containerPath": "containerPath volumes are not implemented"})
 
 
-def _toleration():
-    return obj("Tolerate a node taint.", {
-        "key": string("Taint key; empty matches all keys (with operator Exists)."),
-        "operator": string("Exists or Equal. Defaults to Equal.", enum=("Exists", "Equal")),
-        "value": string("Taint value to match."),
-        "effect": string("Taint effect to match; empty matches all.",
-                         enum=("NoSchedule", "PreferNoSchedule", "NoExecute")),
-        "tolerationSeconds": integer("How long a NoExecute taint is tolerated."),
-    })
+VMI_SPEC_FIELDS = {
+    "domain": _domain(),
+    "volumes": list_of(_volume()),
+    "networks": list_of(obj({"name": leaf(), "pod": free()}, refused={"multus": MULTUS, "resourceClaim": DRA})),
+    "terminationGracePeriodSeconds": leaf(minimum=0),
+    "nodeSelector": free(), "tolerations": free(), "affinity": free(), "topologySpreadConstraints": free(),
+    "priorityClassName": free(), "schedulerName": free(), "dnsPolicy": free(), "dnsConfig": free(),
+    "hostname": free(), "subdomain": free(),
+    "evictionStrategy": free("Stored as given. Live migration is not implemented, so on a node drain the VMI is "
+                             "shut down like with None."),
+    "architecture": leaf(enum=ARCHITECTURES),
+    "readinessProbe": _probe(), "livenessProbe": _probe(),
+}
+VMI_SPEC_REFUSED = {"accessCredentials": CREDENTIALS, "resourceClaims": DRA,
+                    "utilityVolumes": "utility volumes are not implemented"}
 
 
 def vmi_spec():
-    return obj("What the virtual machine instance is: hardware, storage, networks and placement.", {
-        "domain": _domain(),
-        "volumes": array("Volumes the disks refer to.", _volume()),
-        "networks": array("Networks the interfaces connect to.", obj("A network.", {
-            "name": string("Name of the network; interfaces refer to it."),
-            "pod": obj("The pod's own network.", {
-                "vmNetworkCIDR": string("IPv4 CIDR used inside the guest with masquerade."),
-                "vmIPv6NetworkCIDR": string("IPv6 CIDR used inside the guest with masquerade."),
-            }),
-        }, required=["name"])),
-        "terminationGracePeriodSeconds": integer("Seconds the guest gets to shut down after a stop before it is "
-                                                 "powered off. Defaults to 30.", minimum=0),
-        "nodeSelector": string_map("Node labels the launcher pod must match to be scheduled."),
-        "tolerations": array("Taints the launcher pod tolerates.", _toleration()),
-        "affinity": free_obj("Kubernetes affinity rules for the launcher pod (core/v1 Affinity)."),
-    }, required=["domain"])
+    return obj(VMI_SPEC_FIELDS, refused=VMI_SPEC_REFUSED)
 
 
-def _condition():
-    return obj("A condition of the object.", {
-        "type": string("Condition type, e.g. Ready."),
-        "status": string("True, False or Unknown."),
-        "reason": string("Machine-readable reason."),
-        "message": string("Human-readable message."),
-        "lastProbeTime": timestamp("When the condition was last checked."),
-        "lastTransitionTime": timestamp("When the status last changed."),
-    }, required=["type", "status"])
+def _template(spec):
+    return obj({"metadata": free(), "spec": spec})
 
 
-def vmi_status():
-    return obj("What the cluster observed about the instance. Written by virt-controller and virt-handler.", {
-        "phase": string("Lifecycle phase: " + ", ".join(VMIPhase.ALL) + "."),
-        "reason": string("Why the instance is in this phase, e.g. PodFailed."),
-        "nodeName": string("Node the instance runs on."),
-        "conditions": array("Conditions of the instance.", _condition()),
-        "phaseTransitionTimestamps": array("When each phase was entered.", obj("A phase transition.", {
-            "phase": string("The phase."),
-            "phaseTransitionTimestamp": timestamp("When it was entered."),
-        })),
-        "interfaces": array("Network interfaces as seen in the guest.", obj("An interface.", {
-            "name": string("Interface name in the spec."),
-            "interfaceName": string("Interface name inside the guest."),
-            "ipAddress": string("Primary IP address."),
-            "ipAddresses": array("All IP addresses.", {"type": "string"}),
-            "mac": string("MAC address."),
-            "infoSource": string("Where the information came from (domain, guest-agent)."),
-            "podInterfaceName": string("Interface name in the pod."),
-            "queueCount": integer("Number of queues.", fmt="int32"),
-        }, preserve_unknown=True)),
-        "guestOSInfo": obj("Operating system reported by the guest agent.", {
-            "name": string("Name."), "prettyName": string("Pretty name."), "version": string("Version."),
-            "versionId": string("Version id."), "id": string("OS id."), "kernelRelease": string("Kernel release."),
-            "kernelVersion": string("Kernel version."), "machine": string("Machine architecture."),
-        }, preserve_unknown=True),
-        "qosClass": string("QoS class of the launcher pod."),
-        "activePods": string_map("Launcher pod uid -> node name."),
-        "launcherContainerImageVersion": string("Image of the launcher pod."),
-    }, preserve_unknown=True)
+# ---------------------------------------------------------------- other kinds
+
+def _matcher():
+    return obj({"name": leaf(), "kind": leaf(), "revisionName": leaf()},
+               refused={"inferFromVolume": "inferring from a volume needs DataVolumes (CDI), which are not installed",
+                        "inferFromVolumeFailurePolicy": "inferring from a volume needs DataVolumes (CDI), which "
+                                                        "are not installed"})
 
 
 def vm_spec():
-    return obj("What the virtual machine should be and whether it should run.", {
-        "runStrategy": string(
-            "When an instance of this VM should exist. Always: keep one running, restart it whenever it stops "
-            "or fails. Halted: no instance. Manual: only start/stop requests (virtctl) change it. "
-            "RerunOnFailure: run one, restart it after a failure but not after the guest shut down cleanly. "
-            "Once: run one instance once; do not restart it. Cannot be set together with `running`.",
-            enum=RunStrategy.ALL),
-        "running": boolean("Deprecated: use runStrategy. true is Always, false is Halted."),
-        "template": obj("The instance to create.", {
-            "metadata": obj("Labels and annotations for the instance.", {
-                "labels": string_map("Labels."), "annotations": string_map("Annotations."),
-            }, preserve_unknown=True),
-            "spec": vmi_spec(),
-        }, required=["spec"]),
-    }, required=["template"])
+    return obj({
+        "runStrategy": leaf(),
+        "running": leaf("Deprecated: use runStrategy. true is Always, false is Halted."),
+        "template": _template(vmi_spec()),
+    }, refused={"instancetype": INSTANCETYPES, "preference": INSTANCETYPES, "dataVolumeTemplates": CDI,
+                "updateVolumesStrategy": "volume migration is not implemented"})
 
 
-def vm_status():
-    return obj("What the cluster observed about the VM. Written by virt-controller.", {
-        "printableStatus": string("Human-readable state: " + ", ".join(PrintableStatus.ALL) + "."),
-        "created": boolean("An instance of this VM exists."),
-        "ready": boolean("The instance exists and is Ready."),
-        "runStrategy": string("The run strategy in effect."),
-        "conditions": array("Conditions of the VM.", _condition()),
-        "stateChangeRequests": array("Pending start/stop requests, oldest first.", obj("A request.", {
-            "action": string("Start or Stop.", enum=("Start", "Stop")),
-            "data": string_map("Extra parameters of the request."),
-            "uid": string("For Stop: the instance uid to stop.", nullable=True),
-        }, required=["action"])),
-        "startFailure": obj("Failed starts, for the crash-loop backoff.", {
-            "consecutiveFailCount": integer("Starts in a row that failed before the instance ran.", fmt="int32"),
-            "lastFailedVMIUID": string("Uid of the last instance that failed."),
-            "retryAfterTimestamp": timestamp("The next start is not attempted before this time."),
-        }),
-        "observedGeneration": integer("Generation of the VM the running instance was created from."),
-        "desiredGeneration": integer("Current generation of the VM."),
-    }, preserve_unknown=True)
+def replicaset_spec():
+    return obj({"replicas": leaf(minimum=0), "selector": free(), "template": _template(vmi_spec()),
+                "paused": leaf()})
 
 
-def object_schema(description, spec, status):
-    return {
-        "type": "object",
-        "description": description,
-        "properties": {
-            "apiVersion": string("Versioned schema of this object: kubevirt.io/v1."),
-            "kind": string("Kind of this object."),
-            "metadata": {"type": "object"},
-            "spec": spec,
-            "status": status,
-        },
-        "required": ["spec"],
-    }
+def pool_spec():
+    return obj({"replicas": leaf(minimum=0), "selector": free(), "paused": leaf(),
+                "virtualMachineTemplate": _template(vm_spec())})
+
+
+def instancetype_spec():
+    return obj({
+        "cpu": obj({"guest": leaf(minimum=1), "model": leaf()},
+                   refused={"dedicatedCPUPlacement": DEDICATED_CPU, "isolateEmulatorThread": DEDICATED_CPU,
+                            "numa": DEDICATED_CPU, "realtime": DEDICATED_CPU, "maxSockets": HOTPLUG}),
+        "memory": obj({"guest": leaf(), "overcommitPercent": leaf(minimum=0, maximum=100)},
+                      refused={"hugepages": HUGEPAGES, "maxGuest": HOTPLUG}),
+        "nodeSelector": free(), "schedulerName": free(), "annotations": free(),
+    }, refused={"gpus": GPU, "hostDevices": HOST_DEVICE, "launchSecurity": CONFIDENTIAL,
+                "ioThreads": "IO thread pools are not implemented",
+                "ioThreadsPolicy": "IO threads are not implemented"})
+
+
+def preference_spec():
+    return obj({
+        "annotations": free(),
+        "clock": free(),
+        "cpu": obj({"preferredCPUTopology": leaf(), "spreadOptions": free()}),
+        "devices": obj({key: free() for key in (
+            "preferredAutoattachPodInterface", "preferredAutoattachSerialConsole", "preferredAutoattachMemBalloon",
+            "preferredAutoattachGraphicsDevice",
+            "preferredCdromBus", "preferredDiskBus", "preferredDiskCache", "preferredDiskIO",
+            "preferredInterfaceMasquerade", "preferredInterfaceModel", "preferredRng")}
+            | {"preferredTPM": obj({"enabled": leaf()}, refused={"persistent": PERSISTENT_STATE})},
+            refused={"preferredVideoType": VIDEO,
+                     "preferredVirtualGPUOptions": GPU}),
+        "features": obj({key: free() for key in ("preferredAcpi", "preferredApic", "preferredSmm", "preferredHyperv")}),
+        "firmware": obj({key: free() for key in ("preferredUseBios", "preferredUseBiosSerial", "preferredUseEfi",
+                                                  "preferredUseSecureBoot")}
+                        | {"preferredEfi": obj({"secureBoot": leaf()}, refused={"persistent": PERSISTENT_STATE})}),
+        "machine": free(),
+        "preferredTerminationGracePeriodSeconds": free(),
+        "preferSpreadSocketToCoreRatio": free(),
+        "preferredArchitecture": leaf(enum=ARCHITECTURES),
+        "preferredSubdomain": free(),
+        "requirements": free(),
+    }, refused={"preferredLaunchSecurity": CONFIDENTIAL,
+                "volumes": "preferredStorageClassName applies to DataVolumes (CDI), which are not installed"})

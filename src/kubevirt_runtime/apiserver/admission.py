@@ -2,24 +2,41 @@
 
 Pure functions: an AdmissionReview dict in, an AdmissionReview dict out. The server only moves bytes.
 
-- mutate: applies ``default_vm`` / ``default_vmi`` and answers with the JSONPatch from the object as sent
-  to the defaulted one (RFC 6902, base64 in ``response.patch``), as upstream's mutating webhook does.
+- mutate: refuses an object with badly typed fields (422 naming each, like upstream's schema check before
+  decoding), else applies ``default_vm`` / ``default_vmi`` and answers with the JSONPatch from the object as
+  sent to the defaulted one (RFC 6902, base64 in ``response.patch``), as upstream's mutating webhook does.
 - validate: ``validate_vm`` / ``validate_vmi``; a rejection is a 422 Invalid Status whose message names
   every field path and whose ``details.causes`` carry one cause per error (what ``kubectl`` prints).
+
+A ``ValidationContext`` (feature gates, instancetype lookups) comes from the server; without one the
+cluster-dependent checks are skipped.
 """
 from __future__ import annotations
 
 import base64
 import json
 
-from ..api import GROUP, VM_KIND, VM_PLURAL, VMI_KIND, VMI_PLURAL, default_vm, default_vmi, validate_vm, validate_vmi
+from ..api import (
+    GROUP,
+    VM_KIND,
+    VM_PLURAL,
+    VMI_KIND,
+    VMI_PLURAL,
+    ValidationContext,
+    default_vm,
+    default_vmi,
+    type_errors,
+    validate_vm,
+    validate_vmi,
+)
 
 MUTATE_VM_PATH = "/virtualmachines-mutate"
 MUTATE_VMI_PATH = "/virtualmachineinstances-mutate"
 VALIDATE_VM_PATH = "/virtualmachines-validate"
 VALIDATE_VMI_PATH = "/virtualmachineinstances-validate"
 
-_DEFAULTERS = {VM_PLURAL: default_vm, VMI_PLURAL: default_vmi}
+_DEFAULTERS = {VM_PLURAL: lambda obj, create: default_vm(obj, create=create),
+               VMI_PLURAL: lambda obj, create: default_vmi(obj)}
 _VALIDATORS = {VM_PLURAL: validate_vm, VMI_PLURAL: validate_vmi}
 _KINDS = {VM_PLURAL: VM_KIND, VMI_PLURAL: VMI_KIND}
 ROUTES = {MUTATE_VM_PATH: ("mutate", VM_PLURAL), MUTATE_VMI_PATH: ("mutate", VMI_PLURAL),
@@ -124,13 +141,25 @@ def _cause(error) -> dict:
     return {**error.as_cause(), "message": error.message}
 
 
-def mutate(review: dict) -> dict:
+def _name(request, obj) -> str:
+    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    name = meta.get("name") or request.get("name") or ""
+    return name if isinstance(name, str) else ""
+
+
+def mutate(review: dict, ctx: ValidationContext | None = None) -> dict:
     request = _request(review)
     plural = next((p for p in _DEFAULTERS if _resource_matches(request, p)), None)
     obj = request.get("object")
     if plural is None or request.get("operation") not in ("CREATE", "UPDATE") or not isinstance(obj, dict):
         return _answer(review, {"allowed": True})
-    ops = json_patch(obj, _DEFAULTERS[plural](obj))
+    if (obj.get("metadata") or {}).get("deletionTimestamp") if isinstance(obj.get("metadata"), dict) else False:
+        return _answer(review, {"allowed": True})
+    errors = type_errors(_KINDS[plural], obj)
+    if errors:
+        return _answer(review, {"allowed": False, "status": invalid_status(_KINDS[plural], _name(request, obj),
+                                                                            errors)})
+    ops = json_patch(obj, _DEFAULTERS[plural](obj, request.get("operation") == "CREATE"))
     response = {"allowed": True}
     if ops:
         response["patchType"] = "JSONPatch"
@@ -138,28 +167,27 @@ def mutate(review: dict) -> dict:
     return _answer(review, response)
 
 
-def validate(review: dict) -> dict:
+def validate(review: dict, ctx: ValidationContext | None = None) -> dict:
     request = _request(review)
     plural = next((p for p in _VALIDATORS if _resource_matches(request, p)), None)
     obj = request.get("object")
     if plural is None or request.get("operation") not in ("CREATE", "UPDATE") or not isinstance(obj, dict):
         return _answer(review, {"allowed": True})
-    if request.get("operation") == "UPDATE" and (request.get("subResource") or
-                                                 (request.get("oldObject") or {}).get("spec") == obj.get("spec")):
+    old = request.get("oldObject") if isinstance(request.get("oldObject"), dict) else {}
+    if request.get("operation") == "UPDATE" and (request.get("subResource") or old.get("spec") == obj.get("spec")):
         # status writes, finalizer and label changes: the spec was checked when it was written
         return _answer(review, {"allowed": True})
-    errors = _VALIDATORS[plural](obj)
+    errors = _VALIDATORS[plural](obj, ctx)
     if not errors:
         return _answer(review, {"allowed": True})
-    name = (obj.get("metadata") or {}).get("name") or request.get("name") or ""
-    return _answer(review, {"allowed": False, "status": invalid_status(_KINDS[plural], name, errors)})
+    return _answer(review, {"allowed": False, "status": invalid_status(_KINDS[plural], _name(request, obj), errors)})
 
 
-def review(path: str, body: bytes) -> dict:
+def review(path: str, body: bytes, ctx: ValidationContext | None = None) -> dict:
     """Dispatches a webhook call by URL path; raises KeyError for an unknown path, BadReview for a bad body."""
     action, _plural = ROUTES[path]
     try:
         parsed = json.loads(body)
     except ValueError as exc:
         raise BadReview(f"request body is not JSON: {exc}") from exc
-    return mutate(parsed) if action == "mutate" else validate(parsed)
+    return mutate(parsed, ctx) if action == "mutate" else validate(parsed, ctx)

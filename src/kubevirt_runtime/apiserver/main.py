@@ -24,6 +24,7 @@ from kubevirt_runtime.machinery.kubeconfig import load_api_client
 from kubevirt_runtime.machinery.logs import setup_logging
 
 from .auth import Authorizer, load_requestheader_config, server_ssl_context
+from .cluster_config import ClusterConfig
 from .server import App, serve
 from .subresources import HandlerClient, HandlerLocator, VMActions
 
@@ -103,11 +104,13 @@ def main(argv=None) -> int:
     api_client = load_api_client(args.kubeconfig)
     front_proxy = FrontProxyConfig(api_client, args.tls_cert_file, args.tls_key_file)
     front_proxy.load()
+    cluster_config = ClusterConfig(api_client, args.handler_namespace)
+    cluster_config.start()
     app = App(front_proxy.ssl_context, front_proxy.requestheader, Authorizer(api_client), VMActions(api_client),
               HandlerLocator(api_client, args.handler_namespace, args.handler_port, args.handler_address),
               HandlerClient(args.handler_client_cert, args.handler_client_key, args.handler_ca,
                             args.handler_server_name),
-              ready=lambda: front_proxy.config is not None)
+              ready=lambda: front_proxy.config is not None, admission_context=cluster_config.context)
     if not args.handler_client_cert:
         log.warning("no handler client certificate: pause, unpause and console answer 503")
     server, _ = serve(app, args.address, args.port)
@@ -126,6 +129,7 @@ def main(argv=None) -> int:
     log.info("stopping")
     server.shutdown()
     server.server_close()
+    cluster_config.stop()
     if health:
         health.stop()
     return 0

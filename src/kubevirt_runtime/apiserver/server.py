@@ -153,7 +153,7 @@ class App:
     """What the handlers need; built by main.py (tests build it with fakes)."""
 
     def __init__(self, context_provider, requestheader_provider, authorizer, vm_actions, handler_locator,
-                 handler_client, ready=lambda: True):
+                 handler_client, ready=lambda: True, admission_context=lambda: None):
         self.ssl_context = context_provider          # () -> ssl.SSLContext (swapped when the CA changes)
         self.requestheader = requestheader_provider  # () -> RequestHeaderConfig | None
         self.authorizer = authorizer
@@ -161,6 +161,7 @@ class App:
         self.handler_locator = handler_locator
         self.handler_client = handler_client
         self.ready = ready
+        self.admission_context = admission_context  # () -> api.ValidationContext | None
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -237,7 +238,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _admission(self, path, body):
         try:
-            answer = admission.review(path, body)
+            answer = admission.review(path, body, self.server.app.admission_context())
         except admission.BadReview as exc:
             raise SubresourceError(400, str(exc)) from exc
         ADMISSION_TOTAL.labels(path.lstrip("/"), str(answer["response"]["allowed"]).lower()).inc()

@@ -11,10 +11,6 @@ LAUNCHER_CPU_OVERHEAD = "100m"
 LAUNCHER_EXTRA_GRACE_SECONDS = 15
 
 DEFAULT_LAUNCHER_IMAGE = "kubevirt-ops/virt-launcher:latest"
-SOCKET_DIR = "/var/run/kubevirt/sockets"
-PRIVATE_DIR = "/var/run/kubevirt-private"
-CONTAINER_DISK_DIR = "/var/run/kubevirt/container-disks"
-PVC_DISK_DIR = "/var/run/kubevirt-private/vmi-disks"
 
 
 @dataclass

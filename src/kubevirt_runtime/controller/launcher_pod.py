@@ -1,23 +1,28 @@
 """The virt-launcher pod of a VMI: a pure function of the VMI and the controller's config.
 
-Contract with virt-handler and virt-launcher (keep in sync with them):
+Contract with virt-handler and virt-launcher (keep in sync with them; paths in api/podpaths.py):
 - name ``virt-launcher-<vmi name>-<5 chars>``; the 5 chars are derived from the VMI's uid, so the name is
   the same for every controller replica and restart, and the API server itself refuses a second pod
   for one VMI (AlreadyExists);
-- labels ``kubevirt.io: virt-launcher``, ``kubevirt.io/created-by: <vmi uid>``, ``vm.kubevirt.io/name``;
-  annotation ``kubevirt.io/domain: <vmi name>``; owner reference to the VMI (controller);
+- labels: the VMI's, plus ``kubevirt.io: virt-launcher``, ``kubevirt.io/created-by: <vmi uid>``,
+  ``vm.kubevirt.io/name``; annotations: the VMI's (as upstream, without kubectl's), plus
+  ``kubevirt.io/domain: <vmi name>``; owner reference to the VMI (controller);
 - container ``compute`` runs ``virt-launcher --name --namespace --uid --socket-dir --grace-period``;
 - emptyDirs ``sockets`` (/var/run/kubevirt/sockets, the handler finds launcher.sock there),
   ``private`` (/var/run/kubevirt-private), ``container-disks`` (/var/run/kubevirt/container-disks);
-- containerDisk images may be FROM scratch (no shell, as upstream's are): the first init container,
-  ``container-disk-binary``, runs the launcher image to copy its static /bin/busybox into the emptyDir
-  ``container-disk-binary`` (/var/run/kubevirt/bin); then one init container per containerDisk volume,
-  from that volume's image, runs that busybox to copy /disk/* to container-disks/<volume name>/;
-- persistentVolumeClaim volumes are mounted at /var/run/kubevirt-private/vmi-disks/<volume name>;
+- containerDisk and kernelBoot images may be FROM scratch (no shell, as upstream's are): the first init
+  container, ``container-disk-binary``, runs the launcher image to copy its static /bin/busybox into the
+  emptyDir ``container-disk-binary`` (/var/run/kubevirt/bin); then one init container per containerDisk
+  volume, from that volume's image, runs that busybox to copy /disk/* to container-disks/<volume name>/,
+  and one from the kernelBoot image copies the kernel and initrd to container-disks/kernel-boot/;
+- persistentVolumeClaim, hostDisk, configMap, secret, downwardAPI and serviceAccount volumes, and the
+  Secrets of cloud-init secretRefs, are pod volumes mounted under /var/run/kubevirt-private (podpaths);
+- pod-level fields of the VMI (placement, scheduler, priority, DNS, hostname, probes) go to the pod;
 - the compute container is privileged for now: libvirt and QEMU need /dev/kvm, /dev/net/tun and
   CAP_NET_ADMIN (masquerade NAT inside the pod). Tightening to named devices and capabilities is open.
 """
 import hashlib
+import posixpath
 
 from ..api.constants import (
     API_VERSION,
@@ -30,23 +35,36 @@ from ..api.constants import (
     VM_NAME_LABEL,
     VMI_KIND,
 )
-from ..api.quantity import cpu_millis, format_cpu, format_memory, memory_bytes
-from .config import (
+from ..api.defaults import pull_policy
+from ..api.podpaths import (
+    CLOUD_INIT,
+    CONFIG_MAPS,
     CONTAINER_DISK_DIR,
-    LAUNCHER_CPU_OVERHEAD,
-    LAUNCHER_EXTRA_GRACE_SECONDS,
-    LAUNCHER_MEMORY_OVERHEAD,
+    DOWNWARD_API,
+    HOST_DISKS,
+    KERNEL_BOOT_DIR,
     PRIVATE_DIR,
-    PVC_DISK_DIR,
+    PVC_DISKS,
+    SECRETS,
+    SERVICE_ACCOUNT,
     SOCKET_DIR,
-    ControllerConfig,
+    private,
 )
+from ..api.quantity import cpu_millis, format_cpu, format_memory, memory_bytes
+from .config import LAUNCHER_CPU_OVERHEAD, LAUNCHER_EXTRA_GRACE_SECONDS, LAUNCHER_MEMORY_OVERHEAD, ControllerConfig
 
-# Where the first init container leaves a static busybox for the containerDisk copy containers.
+# Where the first init container leaves a static busybox for the copy containers.
 BIN_DIR = "/var/run/kubevirt/bin"
 BUSYBOX = f"{BIN_DIR}/busybox"
 LAUNCHER_BUSYBOX = "/bin/busybox"  # static (Debian's busybox-static) in the launcher image
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # the alphabet of the API server's generateName
+# VMI annotations not copied to the pod (as upstream: kubectl's bookkeeping, API version markers).
+_NOT_COPIED_ANNOTATION_PREFIXES = ("kubectl.kubernetes.io", "kubevirt.io/storage-observed-api-version",
+                                   "kubevirt.io/latest-observed-api-version")
+DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
+_POD_FIELDS = ("nodeSelector", "tolerations", "affinity", "topologySpreadConstraints", "priorityClassName",
+               "schedulerName", "dnsPolicy", "dnsConfig", "subdomain")
+_PROBE_TIMINGS = ("initialDelaySeconds", "timeoutSeconds", "periodSeconds", "successThreshold", "failureThreshold")
 
 
 def launcher_pod_name(vmi):
@@ -81,6 +99,14 @@ def launcher_resources(vmi):
     return out
 
 
+def pod_annotations(vmi):
+    annotations = {k: v for k, v in (vmi["metadata"].get("annotations") or {}).items()
+                   if not k.startswith(_NOT_COPIED_ANNOTATION_PREFIXES)}
+    annotations[DOMAIN_ANNOTATION] = vmi["metadata"]["name"]
+    annotations[DEFAULT_CONTAINER_ANNOTATION] = "compute"
+    return annotations
+
+
 def _binary_init(config):
     """Copies the launcher image's static busybox into the shared bin emptyDir."""
     return {
@@ -93,20 +119,114 @@ def _binary_init(config):
     }
 
 
-def _container_disk_init(index, volume, config):
-    """Copies /disk/* of a containerDisk image with the shared busybox (the image needs no shell).
-    busybox sh expands the glob itself; every tool is called through busybox, not looked up in PATH."""
-    name, disk = volume["name"], volume["containerDisk"]
-    target = f"{CONTAINER_DISK_DIR}/{name}"
+def _copy_init(name, image, policy, script):
+    """An init container from `image` that runs `script` with the shared busybox (the image needs no shell);
+    busybox sh expands globs itself and every tool is called through busybox, never looked up in PATH."""
     return {
-        "name": f"container-disk-{index}",
-        "image": disk["image"],
-        "imagePullPolicy": disk.get("imagePullPolicy", "IfNotPresent"),
-        "command": [BUSYBOX, "sh", "-c", f"{BUSYBOX} mkdir -p {target} && {BUSYBOX} cp /disk/* {target}/"],
+        "name": name,
+        "image": image,
+        "imagePullPolicy": policy or pull_policy(image),
+        "command": [BUSYBOX, "sh", "-c", script],
         "volumeMounts": [{"name": "container-disks", "mountPath": CONTAINER_DISK_DIR},
                          {"name": "container-disk-binary", "mountPath": BIN_DIR, "readOnly": True}],
         "resources": {"requests": {"cpu": "10m", "memory": "40Mi"}},
     }
+
+
+def _container_disk_init(index, volume):
+    name, disk = volume["name"], volume["containerDisk"]
+    target = f"{CONTAINER_DISK_DIR}/{name}"
+    return _copy_init(f"container-disk-{index}", disk["image"], disk.get("imagePullPolicy"),
+                      f"{BUSYBOX} mkdir -p {target} && {BUSYBOX} cp /disk/* {target}/")
+
+
+def _kernel_boot_init(container):
+    target = f"{CONTAINER_DISK_DIR}/{KERNEL_BOOT_DIR}"
+    copies = " && ".join(f"{BUSYBOX} cp {container[key]} {target}/{posixpath.basename(container[key])}"
+                         for key in ("kernelPath", "initrdPath") if container.get(key))
+    return _copy_init("kernel-boot", container["image"], container.get("imagePullPolicy"),
+                      f"{BUSYBOX} mkdir -p {target} && {copies}")
+
+
+class _PodVolumes:
+    """Collects the pod volumes and the compute container's mounts for the VMI's volumes."""
+
+    def __init__(self):
+        self.volumes = [{"name": "sockets", "emptyDir": {}}, {"name": "private", "emptyDir": {}},
+                        {"name": "container-disks", "emptyDir": {}}]
+        self.mounts = [{"name": "sockets", "mountPath": SOCKET_DIR}, {"name": "private", "mountPath": PRIVATE_DIR},
+                       {"name": "container-disks", "mountPath": CONTAINER_DISK_DIR}]
+        self.service_account = None
+
+    def add(self, source: dict, mount_path: str, read_only=False):
+        name = f"vol-{len(self.volumes)}"
+        self.volumes.append({"name": name, **source})
+        mount = {"name": name, "mountPath": mount_path}
+        if read_only:
+            mount["readOnly"] = True
+        self.mounts.append(mount)
+
+    def add_vmi_volume(self, volume):
+        name = volume["name"]
+        if volume.get("persistentVolumeClaim"):
+            pvc = volume["persistentVolumeClaim"]
+            self.add({"persistentVolumeClaim": {"claimName": pvc["claimName"],
+                                                "readOnly": bool(pvc.get("readOnly", False))}},
+                     private(PVC_DISKS, name))
+        elif volume.get("hostDisk"):
+            disk = volume["hostDisk"]
+            kind = "DirectoryOrCreate" if disk.get("type") == "DiskOrCreate" else "Directory"
+            self.add({"hostPath": {"path": posixpath.dirname(disk["path"]), "type": kind}}, private(HOST_DISKS, name))
+        elif volume.get("configMap"):
+            source = {"name": volume["configMap"]["name"]}
+            if volume["configMap"].get("optional") is not None:
+                source["optional"] = volume["configMap"]["optional"]
+            self.add({"configMap": source}, private(CONFIG_MAPS, name), read_only=True)
+        elif volume.get("secret"):
+            source = {"secretName": volume["secret"]["secretName"]}
+            if volume["secret"].get("optional") is not None:
+                source["optional"] = volume["secret"]["optional"]
+            self.add({"secret": source}, private(SECRETS, name), read_only=True)
+        elif volume.get("downwardAPI"):
+            self.add({"downwardAPI": {"items": [dict(f) for f in volume["downwardAPI"].get("fields") or []]}},
+                     private(DOWNWARD_API, name), read_only=True)
+        elif volume.get("serviceAccount"):
+            self.service_account = volume["serviceAccount"]["serviceAccountName"]
+            # the token is mounted here only, for the guest; the launcher itself gets none
+            self.add({"projected": {"sources": [
+                {"serviceAccountToken": {"path": "token"}},
+                {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]}},
+            ]}}, private(SERVICE_ACCOUNT), read_only=True)
+        for kind in ("cloudInitNoCloud", "cloudInitConfigDrive"):
+            source = volume.get(kind) or {}
+            for key, sub in (("secretRef", "user"), ("networkDataSecretRef", "network")):
+                if (source.get(key) or {}).get("name"):
+                    self.add({"secret": {"secretName": source[key]["name"]}}, private(CLOUD_INIT, name, sub),
+                             read_only=True)
+
+
+def _image_pull_secrets(spec):
+    names = [v["containerDisk"]["imagePullSecret"] for v in spec.get("volumes") or []
+             if (v.get("containerDisk") or {}).get("imagePullSecret")]
+    kernel = ((spec["domain"].get("firmware") or {}).get("kernelBoot") or {}).get("container") or {}
+    if kernel.get("imagePullSecret"):
+        names.append(kernel["imagePullSecret"])
+    return [{"name": n} for n in dict.fromkeys(names)]
+
+
+def _probe(vmi, probe):
+    """A VMI probe as the compute container's: the kubelet probes the pod's address, which the launcher
+    forwards to the guest (named ports are the interfaces' declared ports)."""
+    ports = {p["name"]: p["port"] for iface in (vmi["spec"]["domain"].get("devices") or {}).get("interfaces") or []
+             for p in iface.get("ports") or [] if p.get("name")}
+    out = {k: probe[k] for k in _PROBE_TIMINGS if probe.get(k) is not None}
+    for handler in ("httpGet", "tcpSocket"):
+        if probe.get(handler) is not None:
+            action = dict(probe[handler])
+            action["port"] = ports.get(action["port"], action["port"])
+            out[handler] = action
+    return out
 
 
 def render_launcher_pod(vmi, config=None):
@@ -116,20 +236,15 @@ def render_launcher_pod(vmi, config=None):
     grace = grace_period(vmi)
     labels = {k: v for k, v in (meta.get("labels") or {}).items() if k != NODE_NAME_LABEL}
     labels.update({APP_LABEL: LAUNCHER_APP_VALUE, CREATED_BY_LABEL: uid, VM_NAME_LABEL: name})
-    volumes = [{"name": "sockets", "emptyDir": {}}, {"name": "private", "emptyDir": {}},
-               {"name": "container-disks", "emptyDir": {}}]
-    mounts = [{"name": "sockets", "mountPath": SOCKET_DIR}, {"name": "private", "mountPath": PRIVATE_DIR},
-              {"name": "container-disks", "mountPath": CONTAINER_DISK_DIR}]
+    pod_volumes = _PodVolumes()
     init_containers = []
     for volume in spec.get("volumes") or []:
         if volume.get("containerDisk"):
-            init_containers.append(_container_disk_init(len(init_containers), volume, config))
-        elif volume.get("persistentVolumeClaim"):
-            pvc = volume["persistentVolumeClaim"]
-            pod_volume = f"pvc-{len(volumes)}"
-            volumes.append({"name": pod_volume, "persistentVolumeClaim": {
-                "claimName": pvc["claimName"], "readOnly": bool(pvc.get("readOnly", False))}})
-            mounts.append({"name": pod_volume, "mountPath": f"{PVC_DISK_DIR}/{volume['name']}"})
+            init_containers.append(_container_disk_init(len(init_containers), volume))
+        pod_volumes.add_vmi_volume(volume)
+    kernel = ((spec["domain"].get("firmware") or {}).get("kernelBoot") or {}).get("container")
+    if kernel:
+        init_containers.append(_kernel_boot_init(kernel))
     compute = {
         "name": "compute",
         "image": config.launcher_image,
@@ -138,20 +253,28 @@ def render_launcher_pod(vmi, config=None):
                     "--socket-dir", SOCKET_DIR, "--grace-period", str(grace)],
         "resources": launcher_resources(vmi),
         "securityContext": {"privileged": True},
-        "volumeMounts": mounts,
+        "volumeMounts": pod_volumes.mounts,
     }
+    for key in ("readinessProbe", "livenessProbe"):
+        if spec.get(key):
+            compute[key] = _probe(vmi, spec[key])
     pod_spec = {
         "restartPolicy": "Never",
         "terminationGracePeriodSeconds": grace + LAUNCHER_EXTRA_GRACE_SECONDS,
         "automountServiceAccountToken": False,
-        "hostname": name[:63],
+        "hostname": (spec.get("hostname") or name)[:63],
         "containers": [compute],
-        "volumes": volumes,
+        "volumes": pod_volumes.volumes,
     }
+    if pod_volumes.service_account:
+        pod_spec["serviceAccountName"] = pod_volumes.service_account
     if init_containers:
         pod_spec["initContainers"] = [_binary_init(config)] + init_containers
-        volumes.append({"name": "container-disk-binary", "emptyDir": {}})
-    for key in ("nodeSelector", "tolerations", "affinity"):
+        pod_volumes.volumes.append({"name": "container-disk-binary", "emptyDir": {}})
+    pull_secrets = _image_pull_secrets(spec)
+    if pull_secrets:
+        pod_spec["imagePullSecrets"] = pull_secrets
+    for key in _POD_FIELDS:
         if spec.get(key):
             pod_spec[key] = spec[key]
     return {
@@ -161,7 +284,7 @@ def render_launcher_pod(vmi, config=None):
             "name": launcher_pod_name(vmi),
             "namespace": namespace,
             "labels": labels,
-            "annotations": {DOMAIN_ANNOTATION: name},
+            "annotations": pod_annotations(vmi),
             "ownerReferences": [{"apiVersion": API_VERSION, "kind": VMI_KIND, "name": name, "uid": uid,
                                  "controller": True, "blockOwnerDeletion": True}],
         },

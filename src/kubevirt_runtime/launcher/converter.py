@@ -11,7 +11,12 @@ Choices, in upstream KubeVirt's spirit:
   <kernel>/<initrd>/<cmdline> into <os>;
 - pod network + masquerade: QEMU's user-mode network stack (slirp) with the guest at 10.0.2.2 behind
   10.0.2.1 (upstream's masquerade addresses), and the declared ports forwarded from the pod;
-  it needs no privileges and no iptables in the pod;
+  it needs no privileges and no iptables in the pod. A bridge binding (upstream's default interface)
+  is carried by the same stack until the pod network is bridged into the guest;
+- disks: cache "none" where the launcher found direct I/O to work on the disk's storage (upstream's
+  choice), else "writethrough";
+- features (acpi, apic, smm, hyperv), clock and timers, virtio-rng and an swtpm-emulated TPM 2.0 map to
+  their libvirt elements;
 - TCG gets a bounded translation-block cache (tb-cache), since QEMU's default (1 GiB with
   overcommit) dominates the launcher's memory.
 """
@@ -34,6 +39,7 @@ MASQUERADE_CIDR = "10.0.2.0/24"  # upstream's default vmNetworkCIDR
 SERIAL_ALIAS = "serial0"
 
 _BUS_PREFIX = {"virtio": "vd", "sata": "sd", "scsi": "sd", "usb": "sd"}
+READONLY_UNSUPPORTED_BUSES = ("sata",)  # libvirt refuses read-only IDE/SATA hard disks
 _NIC_MODELS = {
     "virtio": "virtio-net-pci",
     "e1000": "e1000",
@@ -57,6 +63,7 @@ class DiskSource:
     format: str = "raw"  # raw | qcow2
     block: bool = False
     readonly: bool = False
+    direct_io: bool = False  # the storage takes O_DIRECT, so cache "none" works
 
 
 @dataclass(frozen=True)
@@ -201,15 +208,91 @@ def _os(domain_el, vmi, ctx, boot_ordered):
     return secure
 
 
-def _features(domain_el, ctx, secure):
-    features = _sub(domain_el, "features")
-    _sub(features, "acpi")
-    _sub(features, "apic")
-    if secure:
-        _sub(features, "smm", state="on")
+def _enabled(state, default=True) -> bool:
+    """A FeatureState ({enabled: bool}) that is present counts as on unless it says enabled: false."""
+    if state is None:
+        return False
+    return (state or {}).get("enabled", default) is not False
+
+
+# spec.domain.features.hyperv.<name> -> libvirt <hyperv> child
+_HYPERV = {"relaxed": "relaxed", "vapic": "vapic", "vpindex": "vpindex", "runtime": "runtime", "synic": "synic",
+           "reset": "reset", "frequencies": "frequencies", "reenlightenment": "reenlightenment", "ipi": "ipi",
+           "tlbflush": "tlbflush", "spinlocks": "spinlocks", "vendorid": "vendor_id", "synictimer": "stimer"}
+
+
+def _hyperv(features_el, hyperv):
+    el = _sub(features_el, "hyperv", mode="custom")
+    for name, tag in _HYPERV.items():
+        state = hyperv.get(name)
+        if state is None:
+            continue
+        on = _enabled(state)
+        child = _sub(el, tag, state="on" if on else "off")
+        if name == "spinlocks" and on:
+            child.set("retries", str(int(state.get("spinlocks") or 4096)))
+        elif name == "vendorid" and on:
+            child.set("value", state.get("vendorid") or "")
+        elif name == "synictimer" and on and state.get("direct") is not None:
+            _sub(child, "direct", state="on" if _enabled(state["direct"]) else "off")
+
+
+def _features(domain_el, vmi, ctx, secure):
+    features = vmi["spec"]["domain"].get("features") or {}
+    features_el = _sub(domain_el, "features")
+    if _enabled(features.get("acpi", {})):
+        _sub(features_el, "acpi")
+    apic = features.get("apic", {})
+    if _enabled(apic):
+        apic_el = _sub(features_el, "apic")
+        if (apic or {}).get("endOfInterrupt"):
+            apic_el.set("eoi", "on")
+    if features.get("hyperv"):
+        _hyperv(features_el, features["hyperv"])
+    smm = features.get("smm")
+    if secure or _enabled(smm):
+        _sub(features_el, "smm", state="on")
+    elif smm is not None:
+        _sub(features_el, "smm", state="off")
     if ctx.accel != "kvm" and ctx.tb_cache_mib:
-        tcg = _sub(features, "tcg")
+        tcg = _sub(features_el, "tcg")
         _sub(tcg, "tb-cache", ctx.tb_cache_mib, unit="MiB")
+
+
+# spec.domain.clock.timer.<name> -> libvirt timer name
+_TIMERS = {"hpet": "hpet", "kvm": "kvmclock", "pit": "pit", "rtc": "rtc", "hyperv": "hypervclock"}
+
+
+def _clock(domain_el, vmi):
+    clock = vmi["spec"]["domain"].get("clock") or {}
+    if clock.get("timezone"):
+        clock_el = _sub(domain_el, "clock", offset="timezone", timezone=clock["timezone"])
+    elif (clock.get("utc") or {}).get("offsetSeconds"):
+        clock_el = _sub(domain_el, "clock", offset="variable", basis="utc",
+                        adjustment=int(clock["utc"]["offsetSeconds"]))
+    else:
+        clock_el = _sub(domain_el, "clock", offset="utc")
+    for name, timer in sorted((clock.get("timer") or {}).items()):
+        if name not in _TIMERS or timer is None:
+            continue
+        timer_el = _sub(clock_el, "timer", name=_TIMERS[name],
+                        present="no" if timer.get("present") is False else "yes")
+        if timer.get("tickPolicy"):
+            timer_el.set("tickpolicy", timer["tickPolicy"])
+        if name == "rtc" and timer.get("track"):
+            timer_el.set("track", timer["track"])
+
+
+def _rng_and_tpm(devices_el, devices):
+    if devices.get("rng") is not None:
+        rng = _sub(devices_el, "rng", model="virtio")
+        _sub(rng, "backend", "/dev/urandom", model="random")
+        _sub(rng, "alias", name="ua-rng")
+    tpm = devices.get("tpm")
+    if tpm is not None and tpm.get("enabled", True) is not False:
+        tpm_el = _sub(devices_el, "tpm", model="tpm-tis")
+        _sub(tpm_el, "backend", type="emulator", version="2.0")
+        _sub(tpm_el, "alias", name="ua-tpm")
 
 
 def _sysinfo(domain_el, vmi, uuid):
@@ -229,7 +312,7 @@ def _disks(devices_el, vmi, ctx):
     spec = vmi["spec"]
     volumes = {v.get("name"): v for v in spec.get("volumes") or []}
     counters: dict[str, int] = {}
-    scsi = False
+    scsi = usb = False
     for i, disk in enumerate(spec["domain"].get("devices", {}).get("disks") or []):
         path = f"spec.domain.devices.disks[{i}]"
         name = disk.get("name")
@@ -247,21 +330,32 @@ def _disks(devices_el, vmi, ctx):
             raise ConversionError(f"{path}.lun: not supported")
         else:
             kind, target = "disk", disk.get("disk") or {}
-            bus = target.get("bus") or "virtio"
+            bus = target.get("bus") or "sata"
             readonly = bool(target.get("readonly"))
         if bus not in _BUS_PREFIX:
             raise ConversionError(f"{path}.{kind}.bus: unsupported bus {bus!r}")
         if kind == "cdrom" and bus == "virtio":
             raise ConversionError(f"{path}.cdrom.bus: a cdrom cannot use the virtio bus")
-        readonly = readonly or source.readonly or "cloudInitNoCloud" in volume
+        if kind == "disk" and bus in READONLY_UNSUPPORTED_BUSES and readonly:
+            raise ConversionError(f"{path}.disk.readonly: a read-only disk cannot use the {bus} bus")
+        if kind == "disk" and bus not in READONLY_UNSUPPORTED_BUSES:
+            # config ISOs and cloud-init data are never written; say so where the bus can (the files are
+            # writable copies, so a SATA disk simply opens them read-write)
+            readonly = readonly or source.readonly or "cloudInitNoCloud" in volume
         scsi = scsi or bus == "scsi"
+        usb = usb or bus == "usb"
         prefix = _BUS_PREFIX[bus]
         index = counters.get(prefix, 0)
         counters[prefix] = index + 1
         disk_el = _sub(devices_el, "disk", type="block" if source.block else "file", device=kind)
         driver = _sub(disk_el, "driver", name="qemu", type=source.format, error_policy="stop")
-        if disk.get("cache"):
-            driver.set("cache", disk["cache"])
+        cache = disk.get("cache") or ("none" if source.direct_io else "writethrough")
+        if cache == "none" and not source.direct_io:
+            raise ConversionError(f"{path}.cache: 'none' needs direct I/O, which the storage of {source.path} "
+                                  "does not support")
+        driver.set("cache", cache)
+        if disk.get("io") and disk["io"] != "default":
+            driver.set("io", disk["io"])
         if kind == "disk" and not readonly:
             driver.set("discard", "unmap")
         _sub(disk_el, "source", **{"dev" if source.block else "file": source.path})
@@ -275,6 +369,7 @@ def _disks(devices_el, vmi, ctx):
         _sub(disk_el, "alias", name=f"ua-{name}")
     if scsi:
         _sub(devices_el, "controller", type="scsi", index=0, model="virtio-scsi")
+    return usb
 
 
 def graphics_enabled(vmi: dict) -> bool:
@@ -308,6 +403,22 @@ def _drive_letters(index: int) -> str:
     return letters
 
 
+def forwarded_ports(vmi: dict, iface: dict) -> list[tuple[str, int]]:
+    """(protocol, port) pairs the pod forwards to the guest: the interface's declared ports, or, with none
+    declared (upstream then forwards every port), the ports of the VMI's readiness and liveness probes."""
+    declared = iface.get("ports") or []
+    if declared:
+        return [((p.get("protocol") or "TCP").lower(), int(p["port"])) for p in declared]
+    ports = []
+    for key in ("readinessProbe", "livenessProbe"):
+        probe = vmi["spec"].get(key) or {}
+        for handler in ("httpGet", "tcpSocket"):
+            port = (probe.get(handler) or {}).get("port")
+            if isinstance(port, int) and ("tcp", port) not in ports:
+                ports.append(("tcp", port))
+    return ports
+
+
 def _interfaces(devices_el, qemu_args, vmi):
     spec = vmi["spec"]
     networks = {n.get("name"): n for n in spec.get("networks") or []}
@@ -321,8 +432,9 @@ def _interfaces(devices_el, qemu_args, vmi):
             raise ConversionError(f"spec.networks[{name}]: only the pod network is supported")
         bindings = [b for b in ("masquerade", "bridge", "sriov", "slirp", "passt", "binding")
                     if iface.get(b) is not None]
-        if bindings != ["masquerade"]:
-            raise ConversionError(f"{path}: only the masquerade binding is supported (got {bindings or 'none'})")
+        if bindings not in (["masquerade"], ["bridge"]):
+            raise ConversionError(f"{path}: only the masquerade and bridge bindings are supported "
+                                  f"(got {bindings or 'none'})")
         model = iface.get("model") or "virtio"
         if model not in _NIC_MODELS:
             raise ConversionError(f"{path}.model: unsupported model {model!r}")
@@ -330,11 +442,7 @@ def _interfaces(devices_el, qemu_args, vmi):
         netdev = f"ua-{name}"
         opts = [f"user,id={netdev}", f"net={cidr}", f"host={gateway}", f"dhcpstart={guest}",
                 f"hostname={vmi.get('metadata', {}).get('name', 'vmi')}"]
-        for j, port in enumerate(iface.get("ports") or []):
-            proto = (port.get("protocol") or "TCP").lower()
-            if proto not in ("tcp", "udp"):
-                raise ConversionError(f"{path}.ports[{j}].protocol: unsupported {port.get('protocol')!r}")
-            number = int(port["port"])
+        for proto, number in forwarded_ports(vmi, iface):
             opts.append(f"hostfwd={proto}::{number}-{guest}:{number}")
         device = [_NIC_MODELS[model], f"netdev={netdev}", f"mac={interface_mac(vmi, iface)}", f"id={netdev}-nic"]
         if iface.get("bootOrder") is not None:
@@ -374,16 +482,17 @@ def convert(vmi: dict, ctx: ConverterContext) -> str:
     _cpu(dom, spec, ctx)
     _sysinfo(dom, vmi, uuid)
     secure = _os(dom, vmi, ctx, boot_ordered)
-    _features(dom, ctx, secure)
-    _sub(dom, "clock", offset="utc")
+    _features(dom, vmi, ctx, secure)
+    _clock(dom, vmi)
     _sub(dom, "on_poweroff", "destroy")
     _sub(dom, "on_reboot", "restart")
     _sub(dom, "on_crash", "destroy")
 
     devices_el = _sub(dom, "devices")
     _sub(devices_el, "emulator", ctx.emulator)
-    _disks(devices_el, vmi, ctx)
-    _sub(devices_el, "controller", type="usb", index=0, model="none")  # nothing uses it; saves memory
+    usb = _disks(devices_el, vmi, ctx)
+    # no USB controller unless a USB disk needs one: nothing else uses it, and it costs memory
+    _sub(devices_el, "controller", type="usb", index=0, model="qemu-xhci" if usb else "none")
     if devices.get("autoattachSerialConsole", True) is not False:
         serial = _sub(devices_el, "serial", type="unix")
         _sub(serial, "source", mode="bind", path=ctx.serial_socket)
@@ -398,7 +507,9 @@ def convert(vmi: dict, ctx: ConverterContext) -> str:
     if ctx.guest_agent:
         channel = _sub(devices_el, "channel", type="unix")
         _sub(channel, "target", type="virtio", name="org.qemu.guest_agent.0")
-    _sub(devices_el, "memballoon", model="virtio" if ctx.memballoon else "none")
+    balloon = ctx.memballoon and devices.get("autoattachMemBalloon") is not False
+    _sub(devices_el, "memballoon", model="virtio" if balloon else "none")
+    _rng_and_tpm(devices_el, devices)
     qemu_args: list[str] = []
     _interfaces(devices_el, qemu_args, vmi)
     if qemu_args:

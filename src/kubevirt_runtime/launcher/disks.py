@@ -1,12 +1,21 @@
 """Turns a VMI's volumes into files the domain can use (the launcher's side effects before `convert`).
 
+Where virt-controller mounted each volume is api/podpaths.py; relative to the launcher's private dir:
 - containerDisk: the init container copied the image's /disk/* into <container-disks>/<volume>/; the
   launcher creates a qcow2 overlay on it in the private dir, so the guest's writes land in the
   overlay and the image's disk is never written (QEMU opens a backing file read-only).
-- cloudInitNoCloud: a NoCloud ISO (volume label "cidata": user-data, meta-data, network-config).
+- cloudInitNoCloud: a NoCloud ISO (volume label "cidata": user-data, meta-data, network-config);
+  cloudInitConfigDrive: a config drive ISO (label "config-2": openstack/latest/{meta_data.json,
+  user_data, network_data.json}). Data from a secretRef comes from the Secret mounted under cloud-init/.
 - emptyDisk: a sparse qcow2 of the requested capacity.
-- persistentVolumeClaim (filesystem mode): <private>/vmi-disks/<volume>/disk.img, as upstream.
+- persistentVolumeClaim (filesystem mode): vmi-disks/<volume>/disk.img, as upstream.
+- hostDisk: the file in the node directory mounted at host-disks/<volume>/ (created sparse for
+  DiskOrCreate).
+- configMap, secret, downwardAPI, serviceAccount: an ISO of the mounted files (label volumeLabel, else
+  "cfgdata"), as upstream attaches them.
 - kernelBoot: the init container copied kernelPath/initrdPath into <container-disks>/kernel-boot/.
+
+Each DiskSource says whether direct I/O works where the file lives, so the converter can pick cache "none".
 """
 from __future__ import annotations
 
@@ -17,12 +26,16 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from kubevirt_runtime.api import podpaths
 from kubevirt_runtime.api.quantity import memory_bytes
 
 from .converter import ConversionError, DiskSource
 
 QEMU_IMG = "qemu-img"
-KERNEL_BOOT_DIR = "kernel-boot"
+KERNEL_BOOT_DIR = podpaths.KERNEL_BOOT_DIR
+CONFIG_LABEL = "cfgdata"
+_CONFIG_SOURCES = {"configMap": podpaths.CONFIG_MAPS, "secret": podpaths.SECRETS,
+                   "downwardAPI": podpaths.DOWNWARD_API}
 
 
 def _iso_tool() -> list[str]:
@@ -31,7 +44,32 @@ def _iso_tool() -> list[str]:
             return [tool]
     if shutil.which("xorriso"):
         return ["xorriso", "-as", "mkisofs"]
-    raise ConversionError("cloudInitNoCloud: no ISO writer (genisoimage or xorriso) in the launcher image")
+    raise ConversionError("spec.volumes: no ISO writer (genisoimage or xorriso) in the launcher image")
+
+
+def _write_iso(iso: Path, label: str, stage: Path) -> Path:
+    """An ISO9660 (Joliet, Rock Ridge) image of `stage`'s files, symlinks followed (kubelet's volumes are
+    symlinks into a hidden ..data directory, which is left out)."""
+    entries = sorted(p.name for p in stage.iterdir() if not p.name.startswith(".."))
+    staging = iso.with_suffix(".staging")
+    subprocess.run(_iso_tool() + ["-quiet", "-output", str(staging), "-follow-links", "-volid", label, "-joliet",
+                                  "-rock", "-graft-points"] + [f"{e}={stage / e}" for e in entries],
+                   check=True, capture_output=True)
+    staging.rename(iso)
+    return iso
+
+
+def supports_direct_io(path: Path) -> bool:
+    """Whether the file system under `path` (a file, or a directory to probe in) takes O_DIRECT."""
+    probe = path if path.is_file() else path / ".direct-io-probe"
+    try:
+        fd = os.open(probe, os.O_RDONLY | os.O_DIRECT | (0 if path.is_file() else os.O_CREAT), 0o600)
+    except OSError:
+        return False
+    os.close(fd)
+    if probe != path:
+        probe.unlink(missing_ok=True)
+    return True
 
 
 def image_format(path: Path) -> str:
@@ -54,40 +92,69 @@ def _container_disk_file(directory: Path, volume: dict) -> Path:
     return files[0]
 
 
-def _cloud_init_iso(volume: dict, vmi: dict, out_dir: Path, private_dir: Path) -> Path:
-    source = volume["cloudInitNoCloud"]
-    name = volume["name"]
-    stage = out_dir / f"{name}.d"
-    shutil.rmtree(stage, ignore_errors=True)
-    stage.mkdir(parents=True)
+def _secret_value(directory: Path, keys: tuple[str, ...], what: str) -> bytes:
+    for key in keys:
+        if (directory / key).is_file():
+            return (directory / key).read_bytes()
+    raise ConversionError(f"{what}: the Secret has none of the keys {', '.join(keys)}")
 
-    def pick(text_key, b64_key, secret_key, secret_file):
+
+def _cloud_init_data(volume: dict, kind: str, private_dir: Path) -> tuple[bytes, bytes | None]:
+    source, name = volume[kind], volume["name"]
+    where = private_dir / podpaths.CLOUD_INIT / name
+
+    def pick(text_key, b64_key, secret_key, sub, secret_keys):
         if source.get(text_key) is not None:
             return source[text_key].encode()
         if source.get(b64_key) is not None:
             return base64.b64decode(source[b64_key])
         if source.get(secret_key):
-            path = private_dir / "secret" / name / secret_file  # mounted by virt-controller's pod
-            if not path.exists():
-                raise ConversionError(f"spec.volumes[{name}].cloudInitNoCloud.{secret_key}: secret not mounted")
-            return path.read_bytes()
+            return _secret_value(where / sub, secret_keys, f"spec.volumes[{name}].{kind}.{secret_key}")
         return None
 
-    user = pick("userData", "userDataBase64", "secretRef", "userdata")
-    network = pick("networkData", "networkDataBase64", "networkDataSecretRef", "networkdata")
+    user = pick("userData", "userDataBase64", "secretRef", "user", ("userdata", "userData"))
+    network = pick("networkData", "networkDataBase64", "networkDataSecretRef", "network",
+                   ("networkdata", "networkData"))
+    return user or b"", network
+
+
+def _cloud_init_iso(volume: dict, kind: str, vmi: dict, out_dir: Path, private_dir: Path) -> Path:
+    user, network = _cloud_init_data(volume, kind, private_dir)
     meta = vmi.get("metadata", {})
-    (stage / "user-data").write_bytes(user or b"")
-    (stage / "meta-data").write_text(f"instance-id: {meta.get('uid') or meta.get('name')}\n"
-                                     f"local-hostname: {meta.get('name')}\n")
-    files = ["user-data", "meta-data"]
-    if network is not None:
-        (stage / "network-config").write_bytes(network)
-        files.append("network-config")
-    iso = out_dir / f"{name}.iso"
-    subprocess.run(_iso_tool() + ["-quiet", "-output", str(iso), "-volid", "cidata", "-joliet", "-rock"] + files,
-                   check=True, cwd=stage, capture_output=True)
+    instance_id = meta.get("uid") or meta.get("name")
+    stage = out_dir / f"{volume['name']}.d"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    if kind == "cloudInitNoCloud":
+        label = "cidata"
+        (stage / "user-data").write_bytes(user)
+        (stage / "meta-data").write_text(f"instance-id: {instance_id}\nlocal-hostname: {meta.get('name')}\n")
+        if network is not None:
+            (stage / "network-config").write_bytes(network)
+    else:
+        label = "config-2"
+        latest = stage / "openstack" / "latest"
+        latest.mkdir(parents=True)
+        (latest / "meta_data.json").write_text(json.dumps({
+            "uuid": instance_id, "instance_id": instance_id, "name": meta.get("name"),
+            "hostname": meta.get("name"), "launch_index": 0, "availability_zone": "", "public_keys": {}}))
+        (latest / "user_data").write_bytes(user)
+        if network is not None:
+            (latest / "network_data.json").write_bytes(network)
+    iso = _write_iso(out_dir / f"{volume['name']}.iso", label, stage)
     shutil.rmtree(stage, ignore_errors=True)
     return iso
+
+
+def _host_disk(volume: dict, private_dir: Path) -> DiskSource:
+    disk, name = volume["hostDisk"], volume["name"]
+    path = private_dir / podpaths.HOST_DISKS / name / Path(disk["path"]).name
+    if not path.exists():
+        if disk.get("type") != "DiskOrCreate":
+            raise ConversionError(f"spec.volumes[{name}].hostDisk.path: {disk['path']} does not exist on the node")
+        with open(path, "wb") as f:
+            f.truncate(memory_bytes(disk["capacity"]))
+    return DiskSource(str(path), "raw", direct_io=supports_direct_io(path))
 
 
 def prepare_volumes(vmi: dict, private_dir: Path, container_disk_dir: Path) -> dict:
@@ -95,6 +162,7 @@ def prepare_volumes(vmi: dict, private_dir: Path, container_disk_dir: Path) -> d
     out: dict[str, DiskSource] = {}
     work = private_dir / "disks"
     work.mkdir(parents=True, exist_ok=True)
+    work_direct = supports_direct_io(work)
     for volume in vmi.get("spec", {}).get("volumes") or []:
         name = volume.get("name")
         if volume.get("containerDisk") is not None:
@@ -104,27 +172,40 @@ def prepare_volumes(vmi: dict, private_dir: Path, container_disk_dir: Path) -> d
             if not overlay.exists():
                 subprocess.run([QEMU_IMG, "create", "-q", "-f", "qcow2", "-F", fmt, "-b", str(base.resolve()),
                                 str(overlay)], check=True, capture_output=True)
-            out[name] = DiskSource(str(overlay), "qcow2")
-        elif volume.get("cloudInitNoCloud") is not None:
-            out[name] = DiskSource(str(_cloud_init_iso(volume, vmi, work, private_dir)), "raw", readonly=True)
+            out[name] = DiskSource(str(overlay), "qcow2", direct_io=work_direct and supports_direct_io(base))
+        elif volume.get("cloudInitNoCloud") is not None or volume.get("cloudInitConfigDrive") is not None:
+            kind = "cloudInitNoCloud" if volume.get("cloudInitNoCloud") is not None else "cloudInitConfigDrive"
+            out[name] = DiskSource(str(_cloud_init_iso(volume, kind, vmi, work, private_dir)), "raw", readonly=True,
+                                   direct_io=work_direct)
         elif volume.get("emptyDisk") is not None:
             path = work / f"{name}.qcow2"
             if not path.exists():
                 size = memory_bytes(volume["emptyDisk"]["capacity"])
                 subprocess.run([QEMU_IMG, "create", "-q", "-f", "qcow2", str(path), str(size)],
                                check=True, capture_output=True)
-            out[name] = DiskSource(str(path), "qcow2")
+            out[name] = DiskSource(str(path), "qcow2", direct_io=work_direct)
         elif volume.get("persistentVolumeClaim") is not None:
-            path = private_dir / "vmi-disks" / name / "disk.img"
+            readonly = bool(volume["persistentVolumeClaim"].get("readOnly"))
+            path = private_dir / podpaths.PVC_DISKS / name / "disk.img"
             block = Path("/dev") / name
             if path.exists():
-                out[name] = DiskSource(str(path), image_format(path),
-                                       readonly=bool(volume["persistentVolumeClaim"].get("readOnly")))
+                out[name] = DiskSource(str(path), image_format(path), readonly=readonly,
+                                       direct_io=supports_direct_io(path))
             elif block.exists() and block.is_block_device():
-                out[name] = DiskSource(str(block), "raw", block=True,
-                                       readonly=bool(volume["persistentVolumeClaim"].get("readOnly")))
+                out[name] = DiskSource(str(block), "raw", block=True, readonly=readonly, direct_io=True)
             else:
                 raise ConversionError(f"spec.volumes[{name}].persistentVolumeClaim: {path} is not mounted")
+        elif volume.get("hostDisk") is not None:
+            out[name] = _host_disk(volume, private_dir)
+        elif any(volume.get(kind) is not None for kind in _CONFIG_SOURCES) or volume.get("serviceAccount") is not None:
+            kind = next((k for k in _CONFIG_SOURCES if volume.get(k) is not None), "serviceAccount")
+            source_dir = private_dir / (podpaths.SERVICE_ACCOUNT if kind == "serviceAccount"
+                                        else f"{_CONFIG_SOURCES[kind]}/{name}")
+            if not source_dir.is_dir():
+                raise ConversionError(f"spec.volumes[{name}].{kind}: {source_dir} is not mounted")
+            label = (volume[kind] or {}).get("volumeLabel") or CONFIG_LABEL
+            iso = _write_iso(work / f"{name}.iso", label, source_dir)
+            out[name] = DiskSource(str(iso), "raw", readonly=True, direct_io=work_direct)
         else:
             kinds = sorted(k for k in volume if k != "name")
             raise ConversionError(f"spec.volumes[{name}]: unsupported volume source {kinds}")

@@ -57,6 +57,8 @@ cgroup_controllers = [ ]
 namespaces = [ ]
 stdio_handler = "file"
 set_process_name = 1
+swtpm_user = "root"
+swtpm_group = "root"
 """
 
 

@@ -1,5 +1,22 @@
-"""The committed CRDs must be what the generator makes from the schema."""
-from kubevirt_runtime.api import crdgen
+"""The committed CRDs: generated from upstream's schema, complete, structural, named as upstream."""
+import functools
+
+import pytest
+
+from kubevirt_runtime.api import crdgen, upstream
+
+
+@functools.lru_cache(maxsize=1)
+def _loaded():
+    return crdgen.load_crds()
+
+
+def crds():
+    return {c["spec"]["names"]["kind"]: c for c in _loaded()}
+
+
+def root(kind, version=0):
+    return crds()[kind]["spec"]["versions"][version]["schema"]["openAPIV3Schema"]
 
 
 def test_committed_crds_are_up_to_date():
@@ -7,15 +24,47 @@ def test_committed_crds_are_up_to_date():
     assert not stale, f"run `python -m kubevirt_runtime.api.crdgen`: {stale} differ from the generated CRDs"
 
 
+def test_upstream_schema_provenance_is_recorded():
+    prov = upstream.provenance()
+    assert prov["repository"] == "https://github.com/kubevirt/kubevirt"
+    assert prov["tag"].startswith("v1.") and len(prov["commit"]) == 40 and len(prov["sha256"]) == 64
+    assert prov["path"] == "api/openapi-spec/swagger.json"
+
+
+@pytest.mark.parametrize("kind, definition", [
+    ("VirtualMachine", "v1.VirtualMachine"),
+    ("VirtualMachineInstance", "v1.VirtualMachineInstance"),
+])
+def test_every_upstream_field_path_is_in_the_crd(kind, definition):
+    """Nothing upstream knows is pruned: the CRD has exactly upstream's field paths (metadata aside)."""
+    ours = root(kind)
+    theirs = upstream.schema(definition)
+    for section in ("spec", "status"):
+        wanted = upstream.field_paths(theirs["properties"][section])
+        have = upstream.field_paths(ours["properties"][section])
+        assert wanted, section
+        assert wanted - have == set(), f"{kind}.{section}: missing upstream fields"
+        assert have - wanted == set(), f"{kind}.{section}: fields upstream does not have"
+
+
+def test_upstream_field_paths_include_the_features_users_write():
+    paths = upstream.field_paths(root("VirtualMachine")["properties"]["spec"])
+    for path in ("template.spec.domain.devices.gpus[].deviceName", "template.spec.domain.devices.rng",
+                 "template.spec.domain.features.hyperv.spinlocks.spinlocks", "template.spec.domain.clock.timer.rtc",
+                 "template.spec.volumes[].dataVolume.name", "dataVolumeTemplates[].spec",
+                 "template.spec.networks[].multus.networkName", "instancetype.name", "preference.kind"):
+        assert path in paths, path
+
+
 def test_crd_names_and_columns_match_upstream():
-    crds = {c["spec"]["names"]["kind"]: c for c in crdgen.load_crds()}
-    vm, vmi = crds["VirtualMachine"], crds["VirtualMachineInstance"]
+    vm, vmi = crds()["VirtualMachine"], crds()["VirtualMachineInstance"]
     assert vm["spec"]["names"]["shortNames"] == ["vm", "vms"]
     assert vmi["spec"]["names"]["shortNames"] == ["vmi", "vmis"]
+    assert vm["spec"]["names"]["categories"] == vmi["spec"]["names"]["categories"] == ["all"]
     assert [c["name"] for c in vm["spec"]["versions"][0]["additionalPrinterColumns"]] == ["Age", "Status", "Ready"]
     assert [c["name"] for c in vmi["spec"]["versions"][0]["additionalPrinterColumns"]] == [
         "Age", "Phase", "IP", "NodeName", "Ready", "Live-Migratable", "Paused"]
-    for crd in crds.values():
+    for crd in (vm, vmi):
         assert crd["spec"]["versions"][0]["subresources"] == {"status": {}}
         assert crd["spec"]["group"] == "kubevirt.io"
 
@@ -31,16 +80,31 @@ def _walk(node, path="root"):
 
 
 def test_schemas_are_structural():
-    for crd in crdgen.load_crds():
-        root = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-        for path, node in _walk(root):
-            assert "type" in node or node.get("x-kubernetes-int-or-string"), path
-            if node.get("type") == "array":
-                assert "items" in node, path
+    """What the API server demands of a CRD schema (it refuses the CRD otherwise)."""
+    allowed_formats = {None, "int32", "int64", "float", "double", "byte", "date", "date-time", "password", "uuid"}
+    for crd in _loaded():
+        for version in crd["spec"]["versions"]:
+            for path, node in _walk(version["schema"]["openAPIV3Schema"]):
+                assert "type" in node or node.get("x-kubernetes-int-or-string"), path
+                assert "$ref" not in node and "default" not in node, path
+                assert node.get("format") in allowed_formats, path
+                if node.get("type") == "array":
+                    assert "items" in node, path
+                if node.get("x-kubernetes-list-type") == "map":
+                    assert set(node["x-kubernetes-list-map-keys"]) <= set(node["items"].get("required", [])), path
+                if node.get("x-kubernetes-int-or-string"):
+                    assert node["anyOf"] == [{"type": "integer"}, {"type": "string"}], path
 
 
-def test_run_strategy_is_explained():
-    crd = next(c for c in crdgen.load_crds() if c["spec"]["names"]["kind"] == "VirtualMachine")
-    node = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["runStrategy"]
-    assert node["enum"] == ["Always", "Halted", "Manual", "RerunOnFailure", "Once"]
-    assert "RerunOnFailure" in node["description"]
+def test_embedded_metadata_keeps_its_fields():
+    template = root("VirtualMachine")["properties"]["spec"]["properties"]["template"]
+    assert template["properties"]["metadata"]["x-kubernetes-preserve-unknown-fields"] is True
+
+
+def test_explain_shows_our_behaviour_and_what_is_refused():
+    spec = root("VirtualMachine")["properties"]["spec"]["properties"]
+    assert "Halted" in spec["running"]["description"] or "Deprecated" in spec["running"]["description"]
+    devices = spec["template"]["properties"]["spec"]["properties"]["domain"]["properties"]["devices"]["properties"]
+    assert "Not available here: GPU passthrough needs a device plugin" in devices["gpus"]["description"]
+    bus = devices["disks"]["items"]["properties"]["disk"]["properties"]["bus"]["description"]
+    assert "Defaults to sata" in bus

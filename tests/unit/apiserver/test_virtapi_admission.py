@@ -37,10 +37,34 @@ def patch_of(answer):
 @pytest.mark.parametrize("obj,plural,defaulter", [(VM, "virtualmachines", default_vm),
                                                    (VMI, "virtualmachineinstances", default_vmi)])
 def test_mutation_patch_turns_the_object_into_the_defaulted_one(obj, plural, defaulter):
-    answer = admission.mutate(review(obj, plural))
+    answer = admission.mutate(review(obj, plural, operation="UPDATE"))
     assert answer["kind"] == "AdmissionReview" and answer["response"]["uid"] == "u-1"
     assert answer["response"]["allowed"] and answer["response"]["patchType"] == "JSONPatch"
     assert admission.apply_patch(obj, patch_of(answer)) == defaulter(obj)
+
+
+def test_a_created_vm_gets_a_firmware_uuid_and_serial():
+    answer = admission.mutate(review(VM, "virtualmachines"))
+    firmware = admission.apply_patch(VM, patch_of(answer))["spec"]["template"]["spec"]["domain"]["firmware"]
+    assert len(firmware["uuid"]) == 36 and len(firmware["serial"]) == 36 and firmware["uuid"] != firmware["serial"]
+
+
+@pytest.mark.parametrize("plural, obj, field", [
+    ("virtualmachineinstances", {"spec": {"domain": {"devices": {"disks": ["c"]}}}}, "spec.domain.devices.disks[0]"),
+    ("virtualmachineinstances", {"spec": {"domain": {"cpu": "2", "devices": {}}}}, "spec.domain.cpu"),
+    ("virtualmachines", {"spec": {"template": {"spec": {"domain": {"cpu": "2", "devices": {}}}}}},
+     "spec.template.spec.domain.cpu"),
+    ("virtualmachines", {"spec": "yes"}, "spec"),
+])
+def test_badly_typed_objects_are_422_naming_the_field_not_500(plural, obj, field):
+    """Issue 8 defect 3: `disks: ["c"]` made the mutating webhook raise; `cpu: "2"` was overwritten."""
+    obj = dict(obj, apiVersion="kubevirt.io/v1", metadata={"name": "bad", "namespace": "default"})
+    for call in (admission.mutate, admission.validate):
+        response = call(review(obj, plural))["response"]
+        assert response["allowed"] is False
+        assert response["status"]["code"] == 422
+        assert field in {c["field"] for c in response["status"]["details"]["causes"]}
+        assert "patch" not in response
 
 
 def test_an_already_defaulted_object_gets_no_patch():

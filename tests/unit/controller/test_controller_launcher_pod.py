@@ -23,7 +23,8 @@ def test_pod_matches_the_handler_contract():
     assert meta["name"].startswith("virt-launcher-testvmi-") and len(meta["name"]) == len("virt-launcher-testvmi-") + 5
     assert meta["labels"] == {"app": "web", "kubevirt.io": "virt-launcher", "kubevirt.io/created-by": "1234-abcd",
                               "vm.kubevirt.io/name": "testvmi"}
-    assert meta["annotations"] == {"kubevirt.io/domain": "testvmi"}
+    assert meta["annotations"] == {"kubevirt.io/domain": "testvmi",
+                                   "kubectl.kubernetes.io/default-container": "compute"}
     assert meta["ownerReferences"][0]["uid"] == "1234-abcd" and meta["ownerReferences"][0]["controller"]
     assert spec["restartPolicy"] == "Never" and spec["terminationGracePeriodSeconds"] == 35
     compute = spec["containers"][0]
@@ -84,3 +85,87 @@ def test_no_init_containers_without_container_disks():
     spec = render_launcher_pod(vmi)["spec"]
     assert "initContainers" not in spec
     assert all(v["name"] != "container-disk-binary" for v in spec["volumes"])
+
+
+def pod_of(**spec):
+    vmi = default_vmi(dict(VMI, spec=dict(VMI["spec"], **spec)))
+    return render_launcher_pod(vmi)
+
+
+def mounts_of(pod):
+    return {m["mountPath"]: m["name"] for m in pod["spec"]["containers"][0]["volumeMounts"]}
+
+
+def pod_volume(pod, mount_path):
+    name = mounts_of(pod)[mount_path]
+    return next(v for v in pod["spec"]["volumes"] if v["name"] == name)
+
+
+def test_vmi_annotations_are_copied_to_the_pod_as_upstream_copies_them():
+    vmi = default_vmi(dict(VMI, metadata=dict(VMI["metadata"], annotations={
+        "team": "a", "kubectl.kubernetes.io/last-applied-configuration": "{}",
+        "kubevirt.io/latest-observed-api-version": "v1", "kubevirt.io/vm-generation": "3"})))
+    annotations = render_launcher_pod(vmi)["metadata"]["annotations"]
+    assert annotations["team"] == "a" and annotations["kubevirt.io/vm-generation"] == "3"
+    assert "kubectl.kubernetes.io/last-applied-configuration" not in annotations
+    assert "kubevirt.io/latest-observed-api-version" not in annotations
+    assert annotations["kubevirt.io/domain"] == "testvmi"
+
+
+def test_pod_level_fields_go_to_the_pod():
+    spread = [{"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "ScheduleAnyway"}]
+    pod = pod_of(priorityClassName="high", schedulerName="custom", topologySpreadConstraints=spread,
+                 dnsPolicy="None", dnsConfig={"nameservers": ["10.0.0.10"]}, hostname="web", subdomain="svc")
+    spec = pod["spec"]
+    assert spec["priorityClassName"] == "high" and spec["schedulerName"] == "custom"
+    assert spec["topologySpreadConstraints"] == spread
+    assert spec["dnsPolicy"] == "None" and spec["dnsConfig"] == {"nameservers": ["10.0.0.10"]}
+    assert spec["hostname"] == "web" and spec["subdomain"] == "svc"
+
+
+def test_probes_go_to_the_compute_container_with_named_ports_resolved():
+    vmi = default_vmi(dict(VMI, spec=dict(VMI["spec"], readinessProbe={
+        "tcpSocket": {"port": "ssh"}, "periodSeconds": 3}, livenessProbe={"httpGet": {"port": 80, "path": "/"}})))
+    vmi["spec"]["domain"]["devices"]["interfaces"] = [{"name": "default", "masquerade": {},
+                                                       "ports": [{"name": "ssh", "port": 22}]}]
+    compute = render_launcher_pod(vmi)["spec"]["containers"][0]
+    assert compute["readinessProbe"] == {"periodSeconds": 3, "tcpSocket": {"port": 22}}
+    assert compute["livenessProbe"] == {"httpGet": {"port": 80, "path": "/"}}
+
+
+def test_image_pull_secrets_of_container_disks_and_kernel_boot():
+    vmi = default_vmi(VMI)
+    vmi["spec"]["volumes"][0]["containerDisk"]["imagePullSecret"] = "regcred"
+    vmi["spec"]["domain"]["firmware"] = {"kernelBoot": {"container": {
+        "image": "kernels:1", "kernelPath": "/boot/vmlinuz", "initrdPath": "/boot/initrd.img",
+        "imagePullSecret": "kernelcred"}}}
+    spec = render_launcher_pod(vmi)["spec"]
+    assert spec["imagePullSecrets"] == [{"name": "regcred"}, {"name": "kernelcred"}]
+    kernel = spec["initContainers"][-1]
+    assert kernel["name"] == "kernel-boot" and kernel["image"] == "kernels:1"
+    assert kernel["imagePullPolicy"] == "IfNotPresent"
+    script = kernel["command"][-1]
+    assert "cp /boot/vmlinuz /var/run/kubevirt/container-disks/kernel-boot/vmlinuz" in script
+    assert "cp /boot/initrd.img /var/run/kubevirt/container-disks/kernel-boot/initrd.img" in script
+
+
+def test_config_volumes_are_mounted_for_the_launcher():
+    pod = pod_of(volumes=[
+        {"name": "cm", "configMap": {"name": "app-config", "optional": True}},
+        {"name": "sec", "secret": {"secretName": "app-secret"}},
+        {"name": "info", "downwardAPI": {"fields": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}},
+        {"name": "sa", "serviceAccount": {"serviceAccountName": "robot"}},
+        {"name": "ci", "cloudInitNoCloud": {"secretRef": {"name": "ud"}, "networkDataSecretRef": {"name": "nd"}}},
+        {"name": "host", "hostDisk": {"path": "/var/data/disk.img", "type": "DiskOrCreate", "capacity": "1Gi"}},
+    ])
+    assert pod_volume(pod, "/var/run/kubevirt-private/config-map/cm")["configMap"] == {"name": "app-config",
+                                                                                       "optional": True}
+    assert pod_volume(pod, "/var/run/kubevirt-private/secret/sec")["secret"] == {"secretName": "app-secret"}
+    assert pod_volume(pod, "/var/run/kubevirt-private/downward-api/info")["downwardAPI"]["items"][0]["path"] == "labels"
+    projected = pod_volume(pod, "/var/run/kubevirt-private/service-account")["projected"]["sources"]
+    assert {"serviceAccountToken": {"path": "token"}} in projected
+    assert pod["spec"]["serviceAccountName"] == "robot" and pod["spec"]["automountServiceAccountToken"] is False
+    assert pod_volume(pod, "/var/run/kubevirt-private/cloud-init/ci/user")["secret"] == {"secretName": "ud"}
+    assert pod_volume(pod, "/var/run/kubevirt-private/cloud-init/ci/network")["secret"] == {"secretName": "nd"}
+    assert pod_volume(pod, "/var/run/kubevirt-private/host-disks/host")["hostPath"] == {
+        "path": "/var/data", "type": "DirectoryOrCreate"}

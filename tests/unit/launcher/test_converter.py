@@ -248,7 +248,7 @@ def test_many_disks_get_linux_names():
               volumes=[{"name": n, "emptyDisk": {"capacity": "1Mi"}} for n in names])
     root = xml(obj, ConverterContext(disks={n: DiskSource(f"/p/{n}") for n in names}))
     devs = [d.find("target").get("dev") for d in root.findall("devices/disk")]
-    assert devs[0] == "vda" and devs[25] == "vdz" and devs[26] == "vdaa" and devs[27] == "vdab"
+    assert devs[0] == "sda" and devs[25] == "sdz" and devs[26] == "sdaa" and devs[27] == "sdab"
 
 
 @pytest.mark.parametrize("mutate,match", [
@@ -301,7 +301,7 @@ def test_mac_is_stable_and_local():
 
 
 @pytest.mark.parametrize("iface,networks,match", [
-    ({"name": "default", "bridge": {}}, [{"name": "default", "pod": {}}], "masquerade"),
+    ({"name": "default", "sriov": {}}, [{"name": "default", "pod": {}}], "masquerade and bridge"),
     ({"name": "default", "masquerade": {}}, [{"name": "default", "multus": {"networkName": "x"}}], "pod network"),
     ({"name": "other", "masquerade": {}}, [{"name": "default", "pod": {}}], "no network"),
     ({"name": "default", "masquerade": {}}, [{"name": "default", "pod": {"vmNetworkCIDR": "10.0.0.0/31"}}],
@@ -354,6 +354,152 @@ def test_pure():
     before = copy.deepcopy(obj)
     assert convert(obj, DISK_CTX) == convert(obj, DISK_CTX)
     assert obj == before
+
+
+def test_default_interface_is_bridge_carried_by_the_user_mode_stack():
+    obj = vmi()
+    assert obj["spec"]["domain"]["devices"]["interfaces"] == [{"name": "default", "bridge": {}, "model": "virtio"}]
+    netdev = qemu_args(xml(obj))[1].split(",")
+    assert netdev[:2] == ["user", "id=ua-default"] and "dhcpstart=10.0.2.2" in netdev
+
+
+def test_probe_ports_are_forwarded_when_no_port_is_declared():
+    obj = vmi(readinessProbe={"tcpSocket": {"port": 22}}, livenessProbe={"httpGet": {"port": 80}})
+    netdev = qemu_args(xml(obj))[1].split(",")
+    assert "hostfwd=tcp::22-10.0.2.2:22" in netdev and "hostfwd=tcp::80-10.0.2.2:80" in netdev
+
+
+def test_usb_disk_gets_a_usb_controller():
+    obj = vmi(domain={"resources": {"requests": {"memory": "64Mi"}},
+                      "devices": {"disks": [{"name": "stick", "disk": {"bus": "usb"}}]}},
+              volumes=[{"name": "stick", "emptyDisk": {"capacity": "1Mi"}}])
+    root = xml(obj, ConverterContext(disks={"stick": DiskSource("/p/stick.qcow2", "qcow2")}))
+    assert root.find("devices/controller[@type='usb']").get("model") == "qemu-xhci"
+    assert root.find("devices/disk/target").get("bus") == "usb"
+
+
+# ------------------------------------------------------------------ disk cache and io
+
+@pytest.mark.parametrize("disk, direct_io, cache, io", [
+    ({}, True, "none", None),
+    ({}, False, "writethrough", None),
+    ({"cache": "writeback"}, True, "writeback", None),
+    ({"cache": "none", "io": "native"}, True, "none", "native"),
+    ({"io": "threads"}, True, "none", "threads"),
+    ({"io": "default"}, True, "none", None),
+])
+def test_disk_cache_none_where_the_storage_allows_it(disk, direct_io, cache, io):
+    obj = vmi(domain={"resources": {"requests": {"memory": "64Mi"}},
+                      "devices": {"disks": [dict({"name": "d", "disk": {"bus": "virtio"}}, **disk)]}},
+              volumes=[{"name": "d", "emptyDisk": {"capacity": "1Mi"}}])
+    driver = xml(obj, ConverterContext(disks={"d": DiskSource("/p/d.qcow2", "qcow2", direct_io=direct_io)})).find(
+        "devices/disk/driver")
+    assert driver.get("cache") == cache and driver.get("io") == io
+
+
+def test_cache_none_without_direct_io_is_an_error():
+    obj = vmi(domain={"resources": {"requests": {"memory": "64Mi"}},
+                      "devices": {"disks": [{"name": "d", "cache": "none"}]}},
+              volumes=[{"name": "d", "emptyDisk": {"capacity": "1Mi"}}])
+    with pytest.raises(ConversionError, match="direct I/O"):
+        convert(obj, ConverterContext(disks={"d": DiskSource("/p/d.qcow2", "qcow2")}))
+
+
+def test_read_only_iso_on_sata_is_not_marked_read_only():
+    """libvirt refuses read-only SATA hard disks; the ISO is never written anyway."""
+    obj = vmi(domain={"resources": {"requests": {"memory": "64Mi"}}, "devices": {}},
+              volumes=[{"name": "cm", "configMap": {"name": "c"}}])
+    disk = xml(obj, ConverterContext(disks={"cm": DiskSource("/p/cm.iso", readonly=True)})).find("devices/disk")
+    assert disk.find("target").get("bus") == "sata" and disk.find("readonly") is None
+
+
+# ------------------------------------------------------------------ features, clock, rng, tpm
+
+def features_of(**features):
+    return xml(with_domain(vmi(), features=features)).find("features")
+
+
+def test_default_features_acpi_apic_no_smm():
+    features = xml(vmi()).find("features")
+    assert features.find("acpi") is not None and features.find("apic") is not None
+    assert features.find("smm") is None and features.find("hyperv") is None
+
+
+def test_features_can_be_turned_off_and_smm_on():
+    features = features_of(acpi={"enabled": False}, apic={"enabled": False}, smm={})
+    assert features.find("acpi") is None and features.find("apic") is None
+    assert features.find("smm").get("state") == "on"
+    assert features_of(smm={"enabled": False}).find("smm").get("state") == "off"
+    assert features_of(apic={"endOfInterrupt": True}).find("apic").get("eoi") == "on"
+
+
+def test_hyperv_features():
+    hyperv = features_of(hyperv={"relaxed": {}, "vapic": {"enabled": False}, "spinlocks": {"spinlocks": 8191},
+                                 "vendorid": {"vendorid": "kubevirt"}, "synictimer": {"direct": {}},
+                                 "synic": {}, "vpindex": {}}).find("hyperv")
+    assert hyperv.get("mode") == "custom"
+    assert hyperv.find("relaxed").get("state") == "on" and hyperv.find("vapic").get("state") == "off"
+    assert hyperv.find("spinlocks").get("retries") == "8191"
+    assert hyperv.find("vendor_id").get("value") == "kubevirt"
+    assert hyperv.find("stimer/direct").get("state") == "on"
+    assert hyperv.find("synic").get("state") == "on" and hyperv.find("vpindex").get("state") == "on"
+
+
+@pytest.mark.parametrize("clock, attrs", [
+    (None, {"offset": "utc"}),
+    ({"utc": {}}, {"offset": "utc"}),
+    ({"utc": {"offsetSeconds": -3600}}, {"offset": "variable", "basis": "utc", "adjustment": "-3600"}),
+    ({"timezone": "Europe/Paris"}, {"offset": "timezone", "timezone": "Europe/Paris"}),
+])
+def test_clock_offset(clock, attrs):
+    obj = vmi() if clock is None else with_domain(vmi(), clock=clock)
+    assert xml(obj).find("clock").attrib == attrs
+
+
+def test_clock_timers():
+    clock = xml(with_domain(vmi(), clock={"utc": {}, "timer": {
+        "hpet": {"present": False}, "rtc": {"tickPolicy": "catchup", "track": "guest"}, "kvm": {},
+        "hyperv": {}, "pit": {"tickPolicy": "delay"}}})).find("clock")
+    timers = {t.get("name"): t.attrib for t in clock.findall("timer")}
+    assert timers["hpet"] == {"name": "hpet", "present": "no"}
+    assert timers["rtc"] == {"name": "rtc", "present": "yes", "tickpolicy": "catchup", "track": "guest"}
+    assert timers["kvmclock"]["present"] == "yes" and timers["hypervclock"]["present"] == "yes"
+    assert timers["pit"]["tickpolicy"] == "delay"
+
+
+def test_rng_device():
+    obj = vmi()
+    obj["spec"]["domain"]["devices"]["rng"] = {}
+    rng = xml(obj).find("devices/rng")
+    assert rng.get("model") == "virtio"
+    assert rng.find("backend").get("model") == "random" and rng.find("backend").text == "/dev/urandom"
+    assert xml(vmi()).find("devices/rng") is None
+
+
+@pytest.mark.parametrize("tpm, present", [(None, False), ({}, True), ({"enabled": True}, True),
+                                          ({"enabled": False}, False)])
+def test_tpm_is_emulated_by_swtpm(tpm, present):
+    obj = vmi()
+    if tpm is not None:
+        obj["spec"]["domain"]["devices"]["tpm"] = tpm
+    el = xml(obj).find("devices/tpm")
+    assert (el is not None) == present
+    if present:
+        assert el.get("model") == "tpm-tis"
+        assert el.find("backend").attrib == {"type": "emulator", "version": "2.0"}
+
+
+def test_mem_balloon_can_be_left_out():
+    obj = vmi()
+    obj["spec"]["domain"]["devices"]["autoattachMemBalloon"] = False
+    assert xml(obj).find("devices/memballoon").get("model") == "none"
+
+
+def test_firmware_serial_in_sysinfo():
+    obj = with_domain(vmi(), firmware={"uuid": "5d307ca9-b3ef-428c-8861-06e72d69f223", "serial": "abc-1"})
+    entries = {e.get("name"): e.text for e in xml(obj).findall("sysinfo/system/entry")}
+    assert entries["serial"] == "abc-1" and entries["uuid"] == "5d307ca9-b3ef-428c-8861-06e72d69f223"
+    assert xml(obj).find("os/smbios").get("mode") == "sysinfo"
 
 
 # ------------------------------------------------------------------ graphics (VNC)
