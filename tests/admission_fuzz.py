@@ -46,7 +46,8 @@ BASE_SPECS = [
     {"domain": {"memory": {"guest": "1Gi"}, "devices": {}},
      "volumes": [{"name": "cm", "configMap": {"name": "c"}}, {"name": "s", "secret": {"secretName": "s"}},
                  {"name": "sa", "serviceAccount": {"serviceAccountName": "default"}},
-                 {"name": "d", "downwardAPI": {"fields": [{"path": "l", "fieldRef": {"fieldPath": "metadata.labels"}}]}},
+                 {"name": "d", "downwardAPI": {"fields": [{"path": "l", "fieldRef": {
+                     "fieldPath": "metadata.labels"}}]}},
                  {"name": "e", "emptyDisk": {"capacity": "1Gi"}}, {"name": "p", "persistentVolumeClaim": {
                      "claimName": "pvc"}}, {"name": "cd", "cloudInitConfigDrive": {"userData": "x"}}]},
 ]

@@ -254,7 +254,11 @@ def _matcher():
 
 def vm_spec():
     return obj({
-        "runStrategy": leaf(),
+        "runStrategy": leaf(
+            "When an instance of this VM should exist. Always: keep one running, restart it whenever it stops "
+            "or fails. Halted: no instance. Manual: only start/stop requests (virtctl) change it. "
+            "RerunOnFailure: run one, restart it after a failure but not after the guest shut down cleanly. "
+            "Once: run one instance once; do not restart it. Cannot be set together with `running`."),
         "running": leaf("Deprecated: use runStrategy. true is Always, false is Halted."),
         "template": _template(vmi_spec()),
     }, refused={"instancetype": INSTANCETYPES, "preference": INSTANCETYPES, "dataVolumeTemplates": CDI,

@@ -147,8 +147,8 @@ def _resolve(node, definitions):
         return resolved
     if node.get("type") == "string" and node.get("format") == "int-or-string":
         return _int_or_string(node.get("description"))
-    if isinstance(node.get("type"), list):  # Quantity written inline as ["string", "integer", "number"]
-        return _int_or_string(node.get("description"), QUANTITY_PATTERN)
+    if isinstance(node.get("type"), list):
+        return _type_union(node)
     out = {}
     for key, value in node.items():
         if key == "properties":
@@ -163,6 +163,23 @@ def _resolve(node, definitions):
         out["type"] = "object"
     _fix_list_type(out)
     return out
+
+
+def _type_union(node):
+    """Types written as a list: ["string", "null"] (a nullable timestamp), ["string", "number"] (a port
+    number or name, an IntOrString), ["string", "integer", "number"] (a Quantity written inline)."""
+    kinds = set(node["type"]) - {"null"}
+    description = node.get("description")
+    if kinds == {"string"}:
+        out = {"type": "string", "nullable": True}
+        if description:
+            out["description"] = description
+        return out
+    if kinds in ({"string", "integer"}, {"string", "number"}):
+        return _int_or_string(description)
+    if kinds == {"string", "integer", "number"}:
+        return _int_or_string(description, QUANTITY_PATTERN)
+    raise ValueError(f"cannot express the type union {sorted(node['type'])} structurally")
 
 
 def _fix_list_type(node):

@@ -108,3 +108,14 @@ def test_explain_shows_our_behaviour_and_what_is_refused():
     assert "Not available here: GPU passthrough needs a device plugin" in devices["gpus"]["description"]
     bus = devices["disks"]["items"]["properties"]["disk"]["properties"]["bus"]["description"]
     assert "Defaults to sata" in bus
+
+
+def test_type_unions_are_mapped_to_what_they_mean():
+    """Upstream writes some types as lists: timestamps ["string", "null"], ports ["string", "number"]."""
+    status = root("VirtualMachineInstance")["properties"]["status"]["properties"]
+    condition = status["conditions"]["items"]["properties"]
+    assert condition["lastTransitionTime"]["type"] == "string" and condition["lastTransitionTime"]["nullable"]
+    assert "pattern" not in condition["lastTransitionTime"]
+    probe = root("VirtualMachineInstance")["properties"]["spec"]["properties"]["readinessProbe"]["properties"]
+    port = probe["tcpSocket"]["properties"]["port"]
+    assert port["x-kubernetes-int-or-string"] and "pattern" not in port

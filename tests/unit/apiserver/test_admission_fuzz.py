@@ -9,6 +9,7 @@ import copy
 import json
 import os
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 
 from kubevirt_runtime.api import ValidationContext, validate_vmi
@@ -52,6 +53,7 @@ def admit(obj, plural, counts):
     return patched
 
 
+@pytest.mark.timeout(900)  # ~20 s on an idle machine; far more under a loaded CI
 def test_vmi_admission_fuzz():
     counts = collections.Counter()
 
@@ -69,6 +71,7 @@ def test_vmi_admission_fuzz():
     assert counts["accepted"] >= VMI_CASES // 20 and counts["rejected by the validating webhook"] >= VMI_CASES // 20
 
 
+@pytest.mark.timeout(900)
 def test_vm_admission_fuzz():
     counts = collections.Counter()
 
