@@ -17,10 +17,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import ensure_namespace
 
 from tests.conftest import REPO
-
-from conftest import ensure_namespace
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
