@@ -189,3 +189,29 @@ def test_users_need_rbac_on_the_subresource(plane, virt_api, ns, tmp_path):
                             "auth", "can-i", "patch", "virtualmachines.kubevirt.io"],
                            capture_output=True, text=True, timeout=60)
     assert can_i.stdout.strip() == "no", can_i.stdout + can_i.stderr
+
+
+def test_instancetypes_are_checked_and_vm_conflicts_named_by_field(plane, virt_api, ns):
+    from kubevirt_runtime.api import instancetype as it
+    from kubevirt_runtime.controller.instancetype import RESOURCES
+    types = ResourceClient(plane.api_client, RESOURCES[it.INSTANCETYPE])
+    with pytest.raises(ApiError) as err:
+        types.create({"apiVersion": it.API_VERSION, "kind": it.INSTANCETYPE, "metadata": {"name": "tiny"},
+                      "spec": {"cpu": {"guest": 1}, "memory": {"guest": "1k"}}}, ns)
+    assert err.value.status == 422 and "spec.memory.guest" in str(err.value.body)
+    types.create({"apiVersion": it.API_VERSION, "kind": it.INSTANCETYPE, "metadata": {"name": "small"},
+                  "spec": {"cpu": {"guest": 2}, "memory": {"guest": "128Mi"}}}, ns)
+    vm = json.loads(json.dumps(VM))
+    vm["spec"]["instancetype"] = {"name": "small", "kind": it.INSTANCETYPE}
+    with pytest.raises(ApiError) as err:  # the template sets memory the instancetype sets
+        ResourceClient(plane.api_client, VMS).create(vm, ns)
+    assert {c["field"] for c in err.value.body["details"]["causes"]} == {
+        "spec.template.spec.domain.resources.requests.memory"}
+    del vm["spec"]["template"]["spec"]["domain"]["resources"]
+    created = ResourceClient(plane.api_client, VMS).create(vm, ns)
+    assert created["spec"]["instancetype"] == {"name": "small", "kind": it.INSTANCETYPE}
+    vm["metadata"]["name"] = "vm2"
+    vm["spec"]["instancetype"]["name"] = "missing"
+    with pytest.raises(ApiError) as err:
+        ResourceClient(plane.api_client, VMS).create(vm, ns)
+    assert "spec.instancetype.name" in {c["field"] for c in err.value.body["details"]["causes"]}

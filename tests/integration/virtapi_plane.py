@@ -110,6 +110,15 @@ class VirtAPI:
                       "clientConfig": {"url": f"{url}/{plural}-{action}", "caBundle": self.ca_bundle},
                       "rules": [_rule(plural)]}
                      for plural in ("virtualmachines", "virtualmachineinstances")]
+            if kind == "validating":
+                hooks.append({"name": "instancetypes-validate.kubevirt.io", "admissionReviewVersions": ["v1"],
+                              "sideEffects": "None", "failurePolicy": "Fail", "timeoutSeconds": 10,
+                              "clientConfig": {"url": f"{url}/instancetypes-validate", "caBundle": self.ca_bundle},
+                              "rules": [{"apiGroups": ["instancetype.kubevirt.io"], "apiVersions": ["v1beta1"],
+                                         "operations": ["CREATE", "UPDATE"], "scope": "*",
+                                         "resources": ["virtualmachineinstancetypes", "virtualmachinepreferences",
+                                                       "virtualmachineclusterinstancetypes",
+                                                       "virtualmachineclusterpreferences"]}]})
             webhooks.append((resource, {"apiVersion": "admissionregistration.k8s.io/v1",
                                         "kind": f"{kind.capitalize()}WebhookConfiguration",
                                         "metadata": {"name": f"virt-api-{kind}"}, "webhooks": hooks}))

@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from . import constants as c
+from . import instancetype as it
 from . import schema, upstream
 from .walk import NOT_IMPLEMENTED
 
@@ -132,6 +133,20 @@ def generate_crds():
                                              [_version(c.VERSION, vmi, columns=VMI_COLUMNS, subresources=status)],
                                              c.VMI_SHORT_NAMES, ["all"]),
     }
+    for kind, definition, support, short_names, categories in (
+            (it.INSTANCETYPE, "v1beta1.VirtualMachineInstancetype", schema.instancetype_spec(),
+             ["vminstancetype", "vminstancetypes", "vmf", "vmfs"], ["all"]),
+            (it.CLUSTER_INSTANCETYPE, "v1beta1.VirtualMachineClusterInstancetype", schema.instancetype_spec(),
+             ["vmclusterinstancetype", "vmclusterinstancetypes", "vmcf", "vmcfs"], []),
+            (it.PREFERENCE, "v1beta1.VirtualMachinePreference", schema.preference_spec(),
+             ["vmpref", "vmprefs", "vmp", "vmps"], ["all"]),
+            (it.CLUSTER_PREFERENCE, "v1beta1.VirtualMachineClusterPreference", schema.preference_spec(),
+             ["vmcp", "vmcps"], [])):
+        plural = it.PLURALS[kind]
+        crd = _crd(kind, plural, plural[:-1], it.GROUP, [_version(it.VERSION, _root(definition, support, False))],
+                   short_names, categories, "Cluster" if kind in it.CLUSTER_SCOPED else "Namespaced")
+        crd["spec"]["conversion"] = {"strategy": "None"}
+        crds[f"{plural}.yaml"] = crd
     return crds
 
 

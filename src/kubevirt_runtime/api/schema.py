@@ -47,7 +47,6 @@ VIDEO = "choosing the video device is not implemented; the display uses VGA (BIO
 VOLUME_HOTPLUG = "volume hotplug is not implemented"
 CHANGED_BLOCK_TRACKING = "changed block tracking (incremental backup) is not implemented"
 PASST = "the passt binding is not implemented; use masquerade or bridge"
-INSTANCETYPES = "instancetypes and preferences are not implemented yet"
 BINDING_PLUGIN = "network binding plugins are not implemented; use masquerade or bridge"
 
 
@@ -261,7 +260,9 @@ def vm_spec():
             "Once: run one instance once; do not restart it. Cannot be set together with `running`."),
         "running": leaf("Deprecated: use runStrategy. true is Always, false is Halted."),
         "template": _template(vmi_spec()),
-    }, refused={"instancetype": INSTANCETYPES, "preference": INSTANCETYPES, "dataVolumeTemplates": CDI,
+        "instancetype": _matcher(),
+        "preference": _matcher(),
+    }, refused={"dataVolumeTemplates": CDI,
                 "updateVolumesStrategy": "volume migration is not implemented"})
 
 

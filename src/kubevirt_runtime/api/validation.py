@@ -649,3 +649,72 @@ def validate_vm(vm, ctx: ValidationContext | None = None) -> list[FieldError]:
         return errors + [FieldError("spec", "required value", REQUIRED)]
     namespace = (vm.get("metadata") or {}).get("namespace")
     return errors + validate_vm_spec(vm["spec"], namespace, "spec", ctx)
+
+
+# ---------------------------------------------------------------- instancetypes and preferences
+
+_PREFERENCE_ENUMS = {("cpu", "preferredCPUTopology"): it.TOPOLOGIES,
+                     ("cpu", "spreadOptions", "across"): it.SPREAD_ACROSS,
+                     ("devices", "preferredDiskBus"): schema.DISK_BUSES,
+                     ("devices", "preferredCdromBus"): schema.CDROM_BUSES,
+                     ("devices", "preferredInterfaceModel"): schema.INTERFACE_MODELS,
+                     ("devices", "preferredDiskCache"): schema.DISK_CACHES,
+                     ("devices", "preferredDiskIO"): schema.DISK_IO}
+
+
+def _dig(obj, path):
+    for key in path:
+        obj = obj.get(key) if isinstance(obj, dict) else None
+    return obj
+
+
+def validate_instancetype(obj, ctx: ValidationContext | None = None) -> list[FieldError]:
+    """Errors of a VirtualMachine(Cluster)Instancetype."""
+    errors = _metadata_errors(obj)
+    if errors:
+        return errors
+    errors = schema_errors(obj.get("spec"), "v1beta1.VirtualMachineInstancetypeSpec", "instancetype_spec", "spec")
+    if errors or obj.get("spec") is None:
+        return errors or [FieldError("spec", "required value", REQUIRED)]
+    guest = obj["spec"]["memory"]["guest"]
+    size = _quantity(guest, memory_bytes, "spec.memory.guest", errors)
+    if size is not None and size < MIN_GUEST_MEMORY:
+        errors.append(FieldError("spec.memory.guest", "must be at least 1Mi"))
+    if obj["spec"]["cpu"]["guest"] > MAX_VCPUS:
+        errors.append(FieldError("spec.cpu.guest", f"must not exceed {MAX_VCPUS}, the q35 machine's maximum"))
+    return errors
+
+
+def validate_preference(obj, ctx: ValidationContext | None = None) -> list[FieldError]:
+    """Errors of a VirtualMachine(Cluster)Preference: what it would put into a VMI must be valid there."""
+    errors = _metadata_errors(obj)
+    if errors:
+        return errors
+    spec = obj.get("spec")
+    errors = schema_errors(spec, "v1beta1.VirtualMachinePreferenceSpec", "preference_spec", "spec")
+    if errors or spec is None:
+        return errors
+    for path, allowed in _PREFERENCE_ENUMS.items():
+        value = _dig(spec, path)
+        if value not in (None, "") and value not in allowed:
+            errors.append(FieldError("spec." + ".".join(path), f"unsupported value {value!r}: supported values: "
+                                     + ", ".join(allowed), NOT_SUPPORTED))
+    machine_type = _dig(spec, ("machine", "preferredMachineType"))
+    if machine_type and not _MACHINE.match(machine_type):
+        errors.append(FieldError("spec.machine.preferredMachineType", f"unsupported machine type {machine_type!r}",
+                                 NOT_SUPPORTED))
+    clock = {}
+    if _dig(spec, ("clock", "preferredClockOffset")):
+        clock.update(spec["clock"]["preferredClockOffset"])
+    if _dig(spec, ("clock", "preferredTimer")):
+        clock["timer"] = spec["clock"]["preferredTimer"]
+    clock_errors = []
+    _check_clock({"clock": clock} if clock else {}, "spec", clock_errors)
+    errors += [FieldError(e.field.replace("spec.clock", "spec.clock.preferredClockOffset", 1), e.message, e.reason)
+               for e in clock_errors]
+    hyperv_errors = []
+    _check_features({"features": {"hyperv": _dig(spec, ("features", "preferredHyperv")) or {}}}, "spec",
+                    hyperv_errors)
+    errors += [FieldError(e.field.replace("spec.features.hyperv", "spec.features.preferredHyperv", 1), e.message,
+                          e.reason) for e in hyperv_errors]
+    return errors

@@ -29,18 +29,26 @@ from ..api import (
     validate_vm,
     validate_vmi,
 )
+from ..api import instancetype as it
+from ..api.validation import validate_instancetype, validate_preference
 
 MUTATE_VM_PATH = "/virtualmachines-mutate"
 MUTATE_VMI_PATH = "/virtualmachineinstances-mutate"
 VALIDATE_VM_PATH = "/virtualmachines-validate"
 VALIDATE_VMI_PATH = "/virtualmachineinstances-validate"
 
-_DEFAULTERS = {VM_PLURAL: lambda obj, create: default_vm(obj, create=create),
-               VMI_PLURAL: lambda obj, create: default_vmi(obj)}
-_VALIDATORS = {VM_PLURAL: validate_vm, VMI_PLURAL: validate_vmi}
-_KINDS = {VM_PLURAL: VM_KIND, VMI_PLURAL: VMI_KIND}
-ROUTES = {MUTATE_VM_PATH: ("mutate", VM_PLURAL), MUTATE_VMI_PATH: ("mutate", VMI_PLURAL),
-          VALIDATE_VM_PATH: ("validate", VM_PLURAL), VALIDATE_VMI_PATH: ("validate", VMI_PLURAL)}
+VALIDATE_INSTANCETYPES_PATH = "/instancetypes-validate"  # the four instancetype.kubevirt.io kinds
+
+_VM, _VMI = (GROUP, VM_PLURAL), (GROUP, VMI_PLURAL)
+_DEFAULTERS = {_VM: lambda obj, create: default_vm(obj, create=create), _VMI: lambda obj, create: default_vmi(obj)}
+_VALIDATORS = {_VM: validate_vm, _VMI: validate_vmi}
+_KINDS = {_VM: VM_KIND, _VMI: VMI_KIND}
+for _kind, _plural in it.PLURALS.items():
+    _VALIDATORS[(it.GROUP, _plural)] = validate_preference if "Preference" in _kind else validate_instancetype
+    _KINDS[(it.GROUP, _plural)] = _kind
+ROUTES = {MUTATE_VM_PATH: ("mutate", [_VM]), MUTATE_VMI_PATH: ("mutate", [_VMI]),
+          VALIDATE_VM_PATH: ("validate", [_VM]), VALIDATE_VMI_PATH: ("validate", [_VMI]),
+          VALIDATE_INSTANCETYPES_PATH: ("validate", [(it.GROUP, p) for p in it.PLURALS.values()])}
 
 
 class BadReview(ValueError):
@@ -123,9 +131,9 @@ def _answer(review, response) -> dict:
             "response": {"uid": review["request"]["uid"], **response}}
 
 
-def _resource_matches(request, plural) -> bool:
+def _resource_matches(request, key) -> bool:
     resource = request.get("resource") or {}
-    return resource.get("group") == GROUP and resource.get("resource") == plural
+    return (resource.get("group"), resource.get("resource")) == key
 
 
 def invalid_status(kind: str, name: str, errors) -> dict:
