@@ -23,6 +23,7 @@ from ..machinery.logs import setup_logging
 from ..machinery.resource import PODS, VMIS, VMS, ResourceClient
 from . import metrics
 from .config import DEFAULT_LAUNCHER_IMAGE, ControllerConfig
+from .instancetype import InstancetypeExpander
 from .vm_controller import VMController
 from .vmi_controller import VMIController, pod_indexers
 
@@ -65,7 +66,8 @@ class VirtController:
                                      indexers=pod_indexers())
         self.recorder = EventRecorder(api_client, "virt-controller", socket.gethostname(), counters)
         self.vmi_controller = VMIController(vmis, pods, self.vmi_informer, self.pod_informer, self.recorder, config)
-        self.vm_controller = VMController(vms, vmis, self.vm_informer, self.vmi_informer, self.recorder)
+        self.vm_controller = VMController(vms, vmis, self.vm_informer, self.vmi_informer, self.recorder,
+                                          InstancetypeExpander(api_client, counters))
         self.synced = threading.Event()
 
     def informers(self):

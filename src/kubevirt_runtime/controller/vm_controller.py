@@ -31,6 +31,7 @@ from ..machinery.reconciler import Reconciler
 from ..machinery.resource import JSON_PATCH, ApiError
 from ..machinery.store import object_key
 from ..machinery.workqueue import RateLimitingQueue
+from .instancetype import ExpansionError
 from .vm_status import backoff_left, desired_vm_status, has_start_request, has_stop_request_for
 
 log = logging.getLogger(__name__)
@@ -43,11 +44,14 @@ def firmware_uuid(vm_name):
     return str(uuid.uuid5(_FIRMWARE_UUID_NAMESPACE, vm_name))
 
 
-def build_vmi(vm):
-    """The VMI a VM starts (pure)."""
+def build_vmi(vm, expansion=None):
+    """The VMI a VM starts (pure); `expansion` applies the VM's instancetype and preference first."""
     meta, template = vm["metadata"], vm["spec"]["template"]
-    template_meta = template.get("metadata") or {}
-    spec = default_vmi_spec(copy.deepcopy(template["spec"]))
+    template_meta = copy.deepcopy(template.get("metadata") or {})
+    spec = copy.deepcopy(template["spec"])
+    if expansion is not None:
+        expansion.apply(spec, template_meta)
+    spec = default_vmi_spec(spec)
     firmware = spec["domain"].setdefault("firmware", {})
     firmware.setdefault("uuid", firmware_uuid(meta["name"]))
     annotations = dict(template_meta.get("annotations") or {})
@@ -68,9 +72,11 @@ def build_vmi(vm):
 class VMController(Reconciler):
     name = "vm-controller"
 
-    def __init__(self, vm_client, vmi_client, vm_informer, vmi_informer, recorder):
-        """`vm_client` / `vmi_client`: ResourceClients (or fakes with the same methods) for VMs and VMIs."""
+    def __init__(self, vm_client, vmi_client, vm_informer, vmi_informer, recorder, instancetypes=None):
+        """`vm_client` / `vmi_client`: ResourceClients (or fakes with the same methods) for VMs and VMIs;
+        `instancetypes`: an InstancetypeExpander (or a fake), for VMs with spec.instancetype/preference."""
         self.vms, self.vmis = vm_client, vmi_client
+        self.instancetypes = instancetypes
         self.vm_store, self.vmi_store = vm_informer.store, vmi_informer.store
         self.recorder = recorder
         self.queue = RateLimitingQueue("virt-controller-vm")
@@ -184,7 +190,11 @@ class VMController(Reconciler):
         self._start(key, vm)
 
     def _start(self, key, vm):
-        vmi = build_vmi(vm)
+        try:
+            vmi = build_vmi(vm, self.instancetypes.expand(vm) if self.instancetypes else None)
+        except ExpansionError as exc:
+            self.recorder.event(vm, WARNING, "FailedCreate", f"Error applying the instancetype or preference: {exc}")
+            raise ApiError(422, {"reason": "Invalid", "message": str(exc)}, "expand", "spec.instancetype") from exc
         self.expectations.expect_creations(key, 1)
         try:
             created = self.vmis.create(vmi, vm["metadata"]["namespace"])
