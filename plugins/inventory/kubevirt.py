@@ -24,7 +24,7 @@ description:
     C(kubevirt_namespace_source) and C(kubevirt_skipped_namespaces), instead of failing the inventory.
   - The configuration file's name must end with C(kubevirt.yml) or C(kubevirt.yaml).
 version_added: 0.1.0
-author: [kubevirt-ops developers]
+author: [kubevirt-ops developers (!UNKNOWN)]
 extends_documentation_fragment:
   - kubevirt.ops.kubevirt_auth_options
   - inventory_cache

@@ -21,7 +21,7 @@ description:
   - Needs the kubevirt-runtime Python package on the host that runs the module; it ships inside this
     collection (see the requirements).
 version_added: 0.1.0
-author: [kubevirt-ops developers]
+author: [kubevirt-ops developers (!UNKNOWN)]
 extends_documentation_fragment:
   - kubevirt.ops.kubevirt_auth_options
 options:

@@ -16,7 +16,7 @@ description:
   - C(changed) is true when a step sends something (typing into a console may change the guest). Check mode
     opens nothing and sends nothing.
 version_added: 0.1.0
-author: [kubevirt-ops developers]
+author: [kubevirt-ops developers (!UNKNOWN)]
 extends_documentation_fragment:
   - kubevirt.ops.kubevirt_auth_options
 options:

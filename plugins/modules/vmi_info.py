@@ -10,7 +10,7 @@ description:
     Ready.
   - Takes the options of C(kubevirt.core.kubevirt_vmi_info) 2.3.0; never changes anything.
 version_added: 0.1.0
-author: [kubevirt-ops developers]
+author: [kubevirt-ops developers (!UNKNOWN)]
 extends_documentation_fragment:
   - kubevirt.ops.kubevirt_auth_options
 options:

@@ -33,6 +33,7 @@ SSH_CONNECTIONS = (None, "ssh", "ansible.builtin.ssh")
 WINRM_CONNECTIONS = ("winrm", "ansible.builtin.winrm", "psrp", "ansible.builtin.psrp")
 _SNAKE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
+
 # ---------------------------------------------------------------- fetching
 
 def cluster_name(host: str) -> str:
@@ -45,7 +46,7 @@ def _names(items) -> list[str]:
 
 
 def _kubevirt(api_client, api_version: str, plural: str, kind: str):
-    group, _, version = api_version.rpartition("/")
+    group, version = api_version.rsplit("/", 1) if "/" in api_version else ("", api_version)
     return ResourceClient(api_client, Resource(group, version, plural, kind=kind))
 
 
@@ -65,8 +66,8 @@ def namespaces_to_read(api_client, api_version: str, context_namespace: str | No
     if projects is None:
         try:
             found = []
-            for plural, kind in (("virtualmachines", "VirtualMachine"), ("virtualmachineinstances",
-                                                                          "VirtualMachineInstance")):
+            kinds = (("virtualmachines", "VirtualMachine"), ("virtualmachineinstances", "VirtualMachineInstance"))
+            for plural, kind in kinds:
                 found += _kubevirt(api_client, api_version, plural, kind).list()["items"]
             projects = sorted({i["metadata"]["namespace"] for i in found})
             source = "the namespaces of the VMs and VMIs the user may list in all namespaces"

@@ -120,8 +120,8 @@ class VMTask:
         self.result.update(changed=True, result=hide_fields(answer, self.hidden))
         self._record(hide_fields(existing, self.hidden), {})
         if self.params["wait"] and not self.check_mode:
-            done, _, took = wait(lambda: self.svc.get(VM, self.namespace, name), lambda vm: vm is None,
-                                 self.params["wait_timeout"], self.params["wait_sleep"])
+            done, _last, took = wait(lambda: self.svc.get(VM, self.namespace, name), lambda vm: vm is None,
+                                     self.params["wait_timeout"], self.params["wait_sleep"])
             self.result["duration"] = int(took)
             if not done:
                 raise TaskFailed(f"{self.label}: timed out after {self.params['wait_timeout']}s waiting for it to be "
@@ -165,9 +165,10 @@ class VMTask:
         decision = lifecycle.decide(state, vm, vmi)
         if decision.error and state == "paused" and self._starting(vmi) and self.params["wait"] \
                 and not self.check_mode:
-            _, vmi, _ = wait(lambda: self.svc.get(VMI, self.namespace, name),
-                             lambda current: lifecycle.phase(current) == "Running" or not self._starting(current),
-                             self.params["wait_timeout"], self.params["wait_sleep"])
+            def settled(current):
+                return lifecycle.phase(current) == "Running" or not self._starting(current)
+            _done, vmi, _took = wait(lambda: self.svc.get(VMI, self.namespace, name), settled,
+                                     self.params["wait_timeout"], self.params["wait_sleep"])
             decision = lifecycle.decide(state, vm, vmi)
         if decision.error:
             raise TaskFailed(f"{self.label}: cannot be {state}: {decision.error}", status=409, reason="Conflict",
@@ -238,8 +239,8 @@ class VMTask:
             current = self.svc.get(VM, self.namespace, name)
             return current, (self.svc.get(VMI, self.namespace, name) if needs_vmi else None)
 
-        done, (vm_now, _), took = wait(fetch, lambda pair: predicate(*pair), self.params["wait_timeout"],
-                                       self.params["wait_sleep"])
+        done, (vm_now, _vmi_now), took = wait(fetch, lambda pair: predicate(*pair), self.params["wait_timeout"],
+                                              self.params["wait_sleep"])
         self.result["duration"] = int(took)
         vm = vm_now or vm
         if not done:
@@ -283,7 +284,7 @@ def run_info(module, kind: str, condition: dict) -> None:
         if params.get("wait"):
             timeout, sleep = params["wait_timeout"], params["wait_sleep"]
             if not items:  # as kubernetes.core: first wait for something to match
-                _, items, _ = wait(find, bool, timeout, sleep)
+                _found, items, _took = wait(find, bool, timeout, sleep)
             waited = []
             for item in items:
                 meta = item["metadata"]

@@ -15,9 +15,10 @@ except ImportError:  # reported by core.missing_requirement before anything call
     class ApiError(Exception):  # noqa: N818 - the name kubevirt_runtime gives it
         status = 0
 
+
 def api_resource(api_version: str, kind: str):
     """The Resource of a KubeVirt kind at api_version (group/version)."""
-    group, _, version = api_version.rpartition("/")
+    group, version = api_version.rsplit("/", 1) if "/" in api_version else ("", api_version)
     plural = {"VirtualMachine": "virtualmachines", "VirtualMachineInstance": "virtualmachineinstances"}[kind]
     return Resource(group, version, plural, kind=kind)
 
