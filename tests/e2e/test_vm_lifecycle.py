@@ -48,11 +48,13 @@ def run_playbook(playbook, *args, collections=None, timeout=3000):
 
 
 def outcomes(report_dir: Path) -> dict:
-    """task -> (changed, failed, method, printableStatus) from the playbook's report files."""
+    """task -> (changed, failed, method, printableStatus after the task) from the playbook's report files (after a
+    lifecycle request with wait, kubevirt.core's `result` is the VM from before it, `resources` the waited one)."""
     out = {}
     for part in ("create", "lifecycle", "delete"):
         for step, result in json.loads((report_dir / f"{part}.json").read_text()).items():
-            status = ((result.get("result") or {}).get("status") or {}).get("printableStatus")
+            vm = (result.get("resources") or [result.get("result") or {}])[0]
+            status = (vm.get("status") or {}).get("printableStatus")
             out[step] = (bool(result.get("changed")), bool(result.get("failed")), result.get("method"), status)
     return out
 
