@@ -220,11 +220,12 @@ class VMTask:
             return ("a new instance and Ready=True",
                     lambda vm, vmi: vmi is not None and vmi["metadata"].get("uid") != old_uid
                     and condition_met(vm, READY), True)
-        if state == "paused":
-            return "the instance Paused", lambda vm, vmi: lifecycle.is_paused(vmi), True
+        if state == "paused":  # the VM's printableStatus follows the instance's condition a moment later
+            return ("the instance Paused",
+                    lambda vm, vmi: lifecycle.is_paused(vmi) and _printable(vm) == "Paused", True)
         if state == "unpaused":
             return ("the instance running unpaused",
-                    lambda vm, vmi: not lifecycle.is_paused(vmi), True)
+                    lambda vm, vmi: not lifecycle.is_paused(vmi) and _printable(vm) != "Paused", True)
         condition = present_wait_condition(self.params)
         if condition is None:
             return "it to exist", lambda vm, vmi: vm is not None, False
@@ -260,6 +261,10 @@ class VMTask:
             return
         self.result["vmi"] = hide_fields(vmi, self.hidden)
         self.result["timeline"] = startup_timeline(vmi, self.svc.launcher_pod(vmi), self.svc.events_of(vmi))
+
+
+def _printable(vm) -> str:
+    return ((vm or {}).get("status") or {}).get("printableStatus", "")
 
 
 def run_vm(module) -> None:
