@@ -215,3 +215,23 @@ def test_instancetypes_are_checked_and_vm_conflicts_named_by_field(plane, virt_a
     with pytest.raises(ApiError) as err:
         ResourceClient(plane.api_client, VMS).create(vm, ns)
     assert "spec.instancetype.name" in {c["field"] for c in err.value.body["details"]["causes"]}
+
+
+def test_replica_sets_and_pools_are_checked_like_what_they_make(plane, virt_api, ns):
+    from kubevirt_runtime.controller.pool import POOLS
+    from kubevirt_runtime.controller.replicaset import VMIRS
+    template_spec = json.loads(json.dumps(VM["spec"]["template"]["spec"]))
+    template_spec["domain"]["devices"]["gpus"] = [{"name": "g", "deviceName": "nvidia.com/A100"}]
+    with pytest.raises(ApiError) as err:
+        ResourceClient(plane.api_client, VMIRS).create({
+            "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstanceReplicaSet", "metadata": {"name": "rs"},
+            "spec": {"selector": {"matchLabels": {"app": "x"}},
+                     "template": {"metadata": {"labels": {"app": "y"}}, "spec": template_spec}}}, ns)
+    assert {c["field"] for c in err.value.body["details"]["causes"]} == {"spec.template.spec.domain.devices.gpus"}
+    with pytest.raises(ApiError) as err:
+        ResourceClient(plane.api_client, POOLS).create({
+            "apiVersion": "pool.kubevirt.io/v1beta1", "kind": "VirtualMachinePool", "metadata": {"name": "p"},
+            "spec": {"selector": {"matchLabels": {"app": "x"}}, "virtualMachineTemplate": {
+                "metadata": {"labels": {"app": "x"}},
+                "spec": {"runStrategy": "Sometimes", "template": VM["spec"]["template"]}}}}, ns)
+    assert "spec.virtualMachineTemplate.spec.runStrategy" in {c["field"] for c in err.value.body["details"]["causes"]}

@@ -119,6 +119,14 @@ class VirtAPI:
                                          "resources": ["virtualmachineinstancetypes", "virtualmachinepreferences",
                                                        "virtualmachineclusterinstancetypes",
                                                        "virtualmachineclusterpreferences"]}]})
+                for group, plural in (("kubevirt.io", "virtualmachineinstancereplicasets"),
+                                      ("pool.kubevirt.io", "virtualmachinepools")):
+                    hooks.append({"name": f"{plural}-validate.kubevirt.io", "admissionReviewVersions": ["v1"],
+                                  "sideEffects": "None", "failurePolicy": "Fail", "timeoutSeconds": 10,
+                                  "clientConfig": {"url": f"{url}/{plural}-validate", "caBundle": self.ca_bundle},
+                                  "rules": [{"apiGroups": [group], "apiVersions": ["*"],
+                                             "operations": ["CREATE", "UPDATE"], "resources": [plural],
+                                             "scope": "Namespaced"}]})
             webhooks.append((resource, {"apiVersion": "admissionregistration.k8s.io/v1",
                                         "kind": f"{kind.capitalize()}WebhookConfiguration",
                                         "metadata": {"name": f"virt-api-{kind}"}, "webhooks": hooks}))

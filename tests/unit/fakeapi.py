@@ -118,6 +118,8 @@ class FakeResource:
         obj = copy.deepcopy(obj)
         meta = obj.setdefault("metadata", {})
         meta.setdefault("namespace", namespace)
+        if not meta.get("name") and meta.get("generateName"):  # as the API server: a random suffix
+            meta["name"] = f"{meta['generateName']}{next(_uids):05d}"
         key = f"{meta['namespace']}/{meta['name']}"
         self.calls.append(("create", key))
         if key in self.objects:

@@ -12,6 +12,7 @@ subresources are upstream's, except that our VMI also has the status subresource
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 from pathlib import Path
 
@@ -124,7 +125,10 @@ def generate_crds():
     """The CRDs as dicts, keyed by file name."""
     vm = _root("v1.VirtualMachine", schema.vm_spec(), True)
     vmi = _root("v1.VirtualMachineInstance", schema.vmi_spec(), True)
+    vmirs = _root("v1.VirtualMachineInstanceReplicaSet", schema.replicaset_spec(), False)
+    pool = _root("v1beta1.VirtualMachinePool", schema.pool_spec(), False)
     status = {"status": {}}
+    scaled = {"status": {}, "scale": _SCALE}
     crds = {
         "virtualmachines.yaml": _crd(c.VM_KIND, c.VM_PLURAL, c.VM_SINGULAR, c.GROUP,
                                      [_version(c.VERSION, vm, columns=VM_COLUMNS, subresources=status)],
@@ -132,6 +136,16 @@ def generate_crds():
         "virtualmachineinstances.yaml": _crd(c.VMI_KIND, c.VMI_PLURAL, c.VMI_SINGULAR, c.GROUP,
                                              [_version(c.VERSION, vmi, columns=VMI_COLUMNS, subresources=status)],
                                              c.VMI_SHORT_NAMES, ["all"]),
+        "virtualmachineinstancereplicasets.yaml": _crd(
+            c.VMIRS_KIND, c.VMIRS_PLURAL, c.VMIRS_SINGULAR, c.GROUP,
+            [_version(c.VERSION, vmirs, columns=_replica_columns("VirtualMachineInstances"), subresources=scaled)],
+            c.VMIRS_SHORT_NAMES, ["all"]),
+        "virtualmachinepools.yaml": _crd(
+            c.POOL_KIND, c.POOL_PLURAL, c.POOL_SINGULAR, c.POOL_GROUP,
+            [_version(v, copy.deepcopy(pool), storage=v == c.POOL_VERSION,
+                      columns=_replica_columns("VirtualMachines"), subresources=scaled)
+             for v in (c.POOL_SERVED_OLD_VERSION, c.POOL_VERSION)],
+            c.POOL_SHORT_NAMES, ["all"]),
     }
     for kind, definition, support, short_names, categories in (
             (it.INSTANCETYPE, "v1beta1.VirtualMachineInstancetype", schema.instancetype_spec(),

@@ -21,6 +21,7 @@ from typing import Callable
 
 from . import instancetype as it
 from . import schema, upstream
+from .labels import matches as labels_match
 from .quantity import cpu_millis, memory_bytes
 from .walk import DUPLICATE, NOT_FOUND, NOT_SUPPORTED, REQUIRED, TYPE, FieldError, walk
 
@@ -718,3 +719,60 @@ def validate_preference(obj, ctx: ValidationContext | None = None) -> list[Field
     errors += [FieldError(e.field.replace("spec.features.hyperv", "spec.features.preferredHyperv", 1), e.message,
                           e.reason) for e in hyperv_errors]
     return errors
+
+
+# ---------------------------------------------------------------- replica sets and pools
+
+def _check_selector(spec, template_path, path, errors):
+    selector = spec.get("selector") or {}
+    if not selector.get("matchLabels") and not selector.get("matchExpressions"):
+        errors.append(FieldError(f"{path}.selector", "required value: an empty selector would match every object",
+                                 REQUIRED))
+        return
+    labels = (_dig(spec, template_path) or {}).get("labels") or {}
+    if not labels_match(selector, labels):
+        errors.append(FieldError(f"{path}.selector", "does not match the template's labels "
+                                                     f"({'.'.join(template_path)}.labels)"))
+
+
+def validate_replicaset(obj, ctx: ValidationContext | None = None) -> list[FieldError]:
+    """Errors of a VirtualMachineInstanceReplicaSet."""
+    errors = _metadata_errors(obj)
+    if errors:
+        return errors
+    _check_name(obj, errors)
+    spec = obj.get("spec")
+    errors += schema_errors(spec, "v1.VirtualMachineInstanceReplicaSetSpec", "replicaset_spec", "spec")
+    if errors or spec is None:
+        return errors or [FieldError("spec", "required value", REQUIRED)]
+    check_template_metadata(spec["template"].get("metadata"), "spec.template.metadata", errors)
+    if errors:
+        return errors
+    _check_selector(spec, ("template", "metadata"), "spec", errors)
+    if spec["template"].get("spec") is None:
+        return errors + [FieldError("spec.template.spec", "required value", REQUIRED)]
+    return errors + validate_vmi_spec(spec["template"]["spec"], "spec.template.spec", ctx)
+
+
+def validate_pool(obj, ctx: ValidationContext | None = None) -> list[FieldError]:
+    """Errors of a VirtualMachinePool: its VM template must be a valid VM."""
+    errors = _metadata_errors(obj)
+    if errors:
+        return errors
+    _check_name(obj, errors)
+    spec = obj.get("spec")
+    errors += schema_errors(spec, "v1beta1.VirtualMachinePoolSpec", "pool_spec", "spec")
+    if errors or spec is None:
+        return errors or [FieldError("spec", "required value", REQUIRED)]
+    template = spec["virtualMachineTemplate"]
+    check_template_metadata(template.get("metadata"), "spec.virtualMachineTemplate.metadata", errors)
+    if errors:
+        return errors
+    _check_selector(spec, ("virtualMachineTemplate", "metadata"), "spec", errors)
+    name = (obj.get("metadata") or {}).get("name") or ""
+    if len(name) > 50:
+        errors.append(FieldError("metadata.name", "at most 50 characters, so that <pool>-<index> stays a DNS label"))
+    if template.get("spec") is None:
+        return errors + [FieldError("spec.virtualMachineTemplate.spec", "required value", REQUIRED)]
+    namespace = (obj.get("metadata") or {}).get("namespace")
+    return errors + validate_vm_spec(template["spec"], namespace, "spec.virtualMachineTemplate.spec", ctx)

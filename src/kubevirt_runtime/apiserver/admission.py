@@ -30,7 +30,8 @@ from ..api import (
     validate_vmi,
 )
 from ..api import instancetype as it
-from ..api.validation import validate_instancetype, validate_preference
+from ..api.constants import POOL_GROUP, POOL_KIND, POOL_PLURAL, VMIRS_KIND, VMIRS_PLURAL
+from ..api.validation import validate_instancetype, validate_pool, validate_preference, validate_replicaset
 
 MUTATE_VM_PATH = "/virtualmachines-mutate"
 MUTATE_VMI_PATH = "/virtualmachineinstances-mutate"
@@ -38,6 +39,8 @@ VALIDATE_VM_PATH = "/virtualmachines-validate"
 VALIDATE_VMI_PATH = "/virtualmachineinstances-validate"
 
 VALIDATE_INSTANCETYPES_PATH = "/instancetypes-validate"  # the four instancetype.kubevirt.io kinds
+VALIDATE_VMIRS_PATH = "/virtualmachineinstancereplicasets-validate"
+VALIDATE_POOL_PATH = "/virtualmachinepools-validate"
 
 _VM, _VMI = (GROUP, VM_PLURAL), (GROUP, VMI_PLURAL)
 _DEFAULTERS = {_VM: lambda obj, create: default_vm(obj, create=create), _VMI: lambda obj, create: default_vmi(obj)}
@@ -46,7 +49,11 @@ _KINDS = {_VM: VM_KIND, _VMI: VMI_KIND}
 for _kind, _plural in it.PLURALS.items():
     _VALIDATORS[(it.GROUP, _plural)] = validate_preference if "Preference" in _kind else validate_instancetype
     _KINDS[(it.GROUP, _plural)] = _kind
+_VMIRS, _POOL = (GROUP, VMIRS_PLURAL), (POOL_GROUP, POOL_PLURAL)
+_VALIDATORS.update({_VMIRS: validate_replicaset, _POOL: validate_pool})
+_KINDS.update({_VMIRS: VMIRS_KIND, _POOL: POOL_KIND})
 ROUTES = {MUTATE_VM_PATH: ("mutate", [_VM]), MUTATE_VMI_PATH: ("mutate", [_VMI]),
+          VALIDATE_VMIRS_PATH: ("validate", [_VMIRS]), VALIDATE_POOL_PATH: ("validate", [_POOL]),
           VALIDATE_VM_PATH: ("validate", [_VM]), VALIDATE_VMI_PATH: ("validate", [_VMI]),
           VALIDATE_INSTANCETYPES_PATH: ("validate", [(it.GROUP, p) for p in it.PLURALS.values()])}
 

@@ -24,6 +24,8 @@ from ..machinery.resource import PODS, VMIS, VMS, ResourceClient
 from . import metrics
 from .config import DEFAULT_LAUNCHER_IMAGE, ControllerConfig
 from .instancetype import InstancetypeExpander
+from .pool import POOLS, PoolController
+from .replicaset import VMIRS, ReplicaSetController
 from .vm_controller import VMController
 from .vmi_controller import VMIController, pod_indexers
 
@@ -68,10 +70,16 @@ class VirtController:
         self.vmi_controller = VMIController(vmis, pods, self.vmi_informer, self.pod_informer, self.recorder, config)
         self.vm_controller = VMController(vms, vmis, self.vm_informer, self.vmi_informer, self.recorder,
                                           InstancetypeExpander(api_client, counters))
+        replicasets, pools = (ResourceClient(api_client, resource, counters) for resource in (VMIRS, POOLS))
+        self.replicaset_informer = Informer(replicasets, namespace)
+        self.pool_informer = Informer(pools, namespace)
+        self.replicaset_controller = ReplicaSetController(replicasets, vmis, self.replicaset_informer,
+                                                          self.vmi_informer, self.recorder)
+        self.pool_controller = PoolController(pools, vms, self.pool_informer, self.vm_informer, self.recorder)
         self.synced = threading.Event()
 
     def informers(self):
-        return [self.vm_informer, self.vmi_informer, self.pod_informer]
+        return [self.vm_informer, self.vmi_informer, self.pod_informer, self.replicaset_informer, self.pool_informer]
 
     def run(self, sync_timeout=None):
         for informer in self.informers():
@@ -82,13 +90,15 @@ class VirtController:
         metrics.READY.set(1)
         self.vmi_controller.start_workers(self.config.vmi_workers)
         self.vm_controller.start_workers(self.config.vm_workers)
+        self.replicaset_controller.start_workers(1)
+        self.pool_controller.start_workers(1)
         log.info("virt-controller is reconciling")
 
     def stop(self):
         for informer in self.informers():
             informer.stop()
-        self.vm_controller.queue.shutdown()
-        self.vmi_controller.queue.shutdown()
+        for controller in (self.vm_controller, self.vmi_controller, self.replicaset_controller, self.pool_controller):
+            controller.queue.shutdown()
 
 
 def main(argv=None):

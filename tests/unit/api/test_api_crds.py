@@ -119,3 +119,42 @@ def test_type_unions_are_mapped_to_what_they_mean():
     probe = root("VirtualMachineInstance")["properties"]["spec"]["properties"]["readinessProbe"]["properties"]
     port = probe["tcpSocket"]["properties"]["port"]
     assert port["x-kubernetes-int-or-string"] and "pattern" not in port
+
+
+@pytest.mark.parametrize("kind, group, short_names, categories, scope", [
+    ("VirtualMachineInstanceReplicaSet", "kubevirt.io", ["vmirs", "vmirss"], ["all"], "Namespaced"),
+    ("VirtualMachinePool", "pool.kubevirt.io", ["vmpool", "vmpools"], ["all"], "Namespaced"),
+    ("VirtualMachineInstancetype", "instancetype.kubevirt.io", ["vminstancetype", "vminstancetypes", "vmf", "vmfs"],
+     ["all"], "Namespaced"),
+    ("VirtualMachineClusterInstancetype", "instancetype.kubevirt.io",
+     ["vmclusterinstancetype", "vmclusterinstancetypes", "vmcf", "vmcfs"], None, "Cluster"),
+    ("VirtualMachinePreference", "instancetype.kubevirt.io", ["vmpref", "vmprefs", "vmp", "vmps"], ["all"],
+     "Namespaced"),
+    ("VirtualMachineClusterPreference", "instancetype.kubevirt.io", ["vmcp", "vmcps"], None, "Cluster"),
+])
+def test_new_kinds_are_named_as_upstream(kind, group, short_names, categories, scope):
+    crd = crds()[kind]
+    assert crd["spec"]["group"] == group and crd["spec"]["scope"] == scope
+    assert crd["spec"]["names"]["shortNames"] == short_names
+    assert crd["spec"]["names"].get("categories") == categories
+
+
+@pytest.mark.parametrize("kind", ["VirtualMachineInstanceReplicaSet", "VirtualMachinePool"])
+def test_replicated_kinds_scale_like_upstream(kind):
+    crd = crds()[kind]
+    served = [(v["name"], v["storage"]) for v in crd["spec"]["versions"]]
+    assert served == ([("v1", True)] if kind.endswith("ReplicaSet") else [("v1alpha1", False), ("v1beta1", True)])
+    for version in crd["spec"]["versions"]:
+        assert version["subresources"]["scale"] == {"specReplicasPath": ".spec.replicas",
+                                                    "statusReplicasPath": ".status.replicas",
+                                                    "labelSelectorPath": ".status.labelSelector"}
+        assert [c["name"] for c in version["additionalPrinterColumns"]] == ["Desired", "Current", "Ready", "Age"]
+
+
+def test_new_kinds_carry_every_upstream_field():
+    for kind, definition in (("VirtualMachineInstanceReplicaSet", "v1.VirtualMachineInstanceReplicaSet"),
+                             ("VirtualMachinePool", "v1beta1.VirtualMachinePool"),
+                             ("VirtualMachineClusterInstancetype", "v1beta1.VirtualMachineClusterInstancetype"),
+                             ("VirtualMachinePreference", "v1beta1.VirtualMachinePreference")):
+        ours = root(kind)["properties"]["spec"]
+        assert upstream.field_paths(ours) == upstream.field_paths(upstream.schema(definition)["properties"]["spec"])
