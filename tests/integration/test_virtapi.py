@@ -235,3 +235,11 @@ def test_replica_sets_and_pools_are_checked_like_what_they_make(plane, virt_api,
                 "metadata": {"labels": {"app": "x"}},
                 "spec": {"runStrategy": "Sometimes", "template": VM["spec"]["template"]}}}}, ns)
     assert "spec.virtualMachineTemplate.spec.runStrategy" in {c["field"] for c in err.value.body["details"]["causes"]}
+
+
+def test_upstream_style_manifests_are_accepted_or_refused_by_name(plane, virt_api, ns):
+    """Issue 11's conformance check: kubectl's default strict validation, then our webhooks."""
+    from tests.conformance.check import report, run
+    results = run([str(BIN_DIR / "kubectl"), f"--kubeconfig={plane.kubeconfig}"], ns)
+    print(report(results))
+    assert all(ok for _, ok, _ in results), report(results)
