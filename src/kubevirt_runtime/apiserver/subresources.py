@@ -267,4 +267,4 @@ def handler_error(code: int, body: bytes) -> SubresourceError:
         message = json.loads(body).get("message") or body.decode(errors="replace")
     except (ValueError, AttributeError):
         message = body.decode(errors="replace")
-    return SubresourceError(code if code in (404, 409) else 502, f"virt-handler: {message.strip()}")
+    return SubresourceError(code if code in (400, 404, 409, 503) else 502, f"virt-handler: {message.strip()}")
