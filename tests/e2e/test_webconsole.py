@@ -111,7 +111,7 @@ def test_the_list_shows_the_demo_vm_running_at_both_widths(page):
     row = page.locator(f"tr[data-vm='{NS}/{VM}']")
     row.get_by_text("Running").wait_for(timeout=60000)
     assert row.locator("td[data-label='Node']").inner_text() != "—"
-    assert row.get_by_role("button", name=f"Stop {VM}").is_visible()
+    row.get_by_role("button", name=f"Stop {VM}").wait_for(timeout=30000)  # once the access review answered
     shot(page, "list-1280x800", full_page=False)
     page.set_viewport_size({"width": 400, "height": 800})
     assert row.get_by_role("button", name=f"Stop {VM}").is_visible()  # one card per VM, still usable
@@ -174,10 +174,10 @@ def test_a_vm_created_from_the_form_boots(page):
     if get("vm", CREATED, NS):
         c.kubectl("delete", "vm", CREATED, "-n", NS, "--wait=true", timeout=300)
     page.get_by_role("link", name="Create VM").click()
-    page.get_by_label("Name").fill("Bad_Name")
+    page.get_by_label("Name", exact=True).fill("Bad_Name")
     page.get_by_role("button", name="Create and start").click()
     assert page.get_by_text("Use lower-case letters").is_visible()  # checked before anything is sent
-    page.get_by_label("Name").fill(CREATED)
+    page.get_by_label("Name", exact=True).fill(CREATED)
     page.get_by_label("Cloud-init user data (optional)").fill("#!/bin/sh\necho created from the web console\n")
     shot(page, "create-form")
     page.get_by_role("button", name="Create and start").click()

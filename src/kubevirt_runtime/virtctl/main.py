@@ -81,7 +81,7 @@ def parse_args(argv=None):
     sp.add_argument("-l", "--username", default=None, help="user to log in as")
     sp.add_argument("-i", "--identity-file", default=None, help="private key file")
     sp.add_argument("-p", "--port", type=int, default=22, help="the guest's SSH port")
-    sp.add_argument("-c", "--command", default=None, help="command to run in the guest")
+    sp.add_argument("-c", "--command", dest="remote_command", default=None, help="command to run in the guest")
     sp.add_argument("-t", "--local-ssh-opts", action="append", default=[], help="extra option for the ssh client")
     sp.add_argument("--known-hosts", default=None, help="known_hosts file for the guests")
     sp = sub.add_parser("ui", parents=[common], help="serve the web console on this machine, with your credentials")
@@ -169,7 +169,7 @@ def _ssh(namespace, args) -> int:
     argv = ssh_mod.ssh_argv(ssh_mod.self_command(args.kubeconfig, args.context), resource, name,
                             target_ns or namespace, port=args.port, user=user or args.username,
                             identity=args.identity_file, known_hosts=args.known_hosts,
-                            local_opts=args.local_ssh_opts, command=args.command)
+                            local_opts=args.local_ssh_opts, command=args.remote_command)
     return ssh_mod.run(argv)
 
 

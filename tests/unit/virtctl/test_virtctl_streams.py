@@ -62,6 +62,9 @@ def test_ssh_command_line_uses_port_forward_as_proxy_command():
     assert (args.command, args.stdio, args.target, args.ports) == ("port-forward", "true", "vmi/demo/default", ["22"])
     with pytest.raises(forward.UsageError):
         ssh.parse_ssh_target("@vmi/demo")
+    # -c is the remote command and must not replace the verb
+    args = virtctl.parse_args(["ssh", "root@vm/demo", "-c", "uname -r", "-t", "-o BatchMode=yes"])
+    assert (args.command, args.remote_command, args.local_ssh_opts) == ("ssh", "uname -r", ["-o BatchMode=yes"])
 
 
 def test_vnc_without_a_viewer_says_what_to_do(monkeypatch):
