@@ -317,7 +317,10 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._error(500, "the web console was not built (make ui, or pip install the wheel)")
             return self._error(404, f"{path} not found")
         ctype = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-        headers = [("Content-Security-Policy", CSP), ("Referrer-Policy", "no-referrer")]
+        headers = [("Content-Security-Policy", CSP), ("Referrer-Policy", "no-referrer"), ("Vary", "Accept-Encoding")]
+        gz = target.with_name(target.name + ".gz")
+        if gz.is_file() and "gzip" in (self.headers.get("Accept-Encoding") or ""):
+            return self._send(200, gz.read_bytes(), ctype, headers + [("Content-Encoding", "gzip")])
         self._send(200, target.read_bytes(), ctype, headers)
 
     # -- the API proxy

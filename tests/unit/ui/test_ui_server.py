@@ -178,12 +178,20 @@ def test_websocket_upgrades_are_relayed_with_credentials(local):
     assert headers["Sec-WebSocket-Protocol"] == "plain.kubevirt.io" and "Cookie" not in headers
 
 
-def test_static_files_and_no_path_escape(local):
+def test_static_files_gzip_and_no_path_escape(local, tmp_path):
+    import gzip
     console, _ = local
     resp, data = call(console, "GET", "/")
     assert resp.status == 200 and b"console" in data
     assert "default-src 'self'" in resp.getheader("Content-Security-Policy")
     assert call(console, "GET", "/../../etc/passwd")[0].status == 404
+    (tmp_path / "app.js").write_text("console.log(1)")
+    (tmp_path / "app.js.gz").write_bytes(gzip.compress(b"console.log(1)"))
+    resp, data = call(console, "GET", "/app.js", {"Accept-Encoding": "gzip, br"})
+    assert resp.getheader("Content-Encoding") == "gzip" and gzip.decompress(data) == b"console.log(1)"
+    assert resp.getheader("Content-Type") in ("text/javascript", "application/javascript")
+    resp, data = call(console, "GET", "/app.js")
+    assert resp.getheader("Content-Encoding") is None and data == b"console.log(1)"
 
 
 def test_in_cluster_sign_in_uses_the_users_token(api):

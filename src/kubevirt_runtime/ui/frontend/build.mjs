@@ -1,7 +1,8 @@
 // Builds the web console into ../static: one ES module bundle (app.js), one stylesheet (app.css), index.html.
 // Run by `npm run build` (make ui); the output ships in the Python wheel, so nothing needs Node at run time.
 import { build } from "esbuild";
-import { copyFileSync, mkdirSync, rmSync, statSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { gzipSync } from "node:zlib";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -24,6 +25,9 @@ await build({
   logLevel: "warning",
 });
 copyFileSync(join(here, "src", "index.html"), join(out, "index.html"));
+// precompressed copies, served to browsers that accept gzip
 for (const name of ["app.js", "app.css"]) {
-  console.log(`${name}: ${(statSync(join(out, name)).size / 1024).toFixed(1)} KiB`);
+  const gz = gzipSync(readFileSync(join(out, name)), { level: 9 });
+  writeFileSync(join(out, `${name}.gz`), gz);
+  console.log(`${name}: ${(statSync(join(out, name)).size / 1024).toFixed(1)} KiB (${(gz.length / 1024).toFixed(1)} KiB gzip)`);
 }
