@@ -1,10 +1,10 @@
 """The remaining subresources on the local cluster with our virtctl, against the demo VM (one boot, reused):
 the guest agent (AgentConnected, guestosinfo naming the guest's kernel, userlist, fslist), port-forward to
-the guest's port 80, the VNC proxy and soft reboot (a new boot id). `virtctl ssh` is in test_ssh.py.
-"""
+the guest's port 80, the VNC proxy, soft reboot (a new boot id) and ssh (the demo disk runs dropbear)."""
 import calendar
 import json
 import re
+import shutil
 import subprocess
 import time
 import urllib.request
@@ -128,3 +128,16 @@ def test_soft_reboot_changes_the_boot_id(demo):
              and console_line("cat /proc/sys/kernel/random/boot_id") != before, c.BOOT_TIMEOUT, 10)
     assert running_vmi()["metadata"]["uid"] == uid  # the same instance: the guest rebooted in place
 
+
+@pytest.mark.skipif(not shutil.which("ssh"), reason="needs the OpenSSH client (openssh-client)")
+def test_ssh_runs_a_command_in_the_guest(demo, tmp_path):
+    key = tmp_path / "id"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    pub = key.with_suffix(".pub").read_text().strip()
+    # the demo guest's console is a root shell: authorize the key there
+    console_line(f"mkdir -p /root/.ssh; echo '{pub}' >> /root/.ssh/authorized_keys; echo ok")
+    result = virtctl("ssh", f"root@vm/{VM}/{NS}", "-i", str(key), "-t", "-o StrictHostKeyChecking=no",
+                     "-t", f"-o UserKnownHostsFile={tmp_path / 'known_hosts'}", "-t", "-o BatchMode=yes",
+                     "-c", "cat /etc/hostname; uname -r", timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines()[0] == VM
