@@ -131,6 +131,8 @@ def test_the_serial_console_shows_the_boot_marker(page):
     page.wait_for_function("() => document.querySelector('[data-testid=serial-console]').innerText"
                            ".includes('typed-in-the-browser-42')", timeout=30000)
     print(f"\nweb console: a typed command's output on the serial console after {time.monotonic() - start:.2f}s")
+    page.keyboard.press("Control+BracketRight")  # keyboard users leave the terminal (Tab goes to the guest)
+    assert page.evaluate("document.activeElement.classList.contains('pane-status')")
     shot(page, "details-serial-console")
 
 

@@ -5,9 +5,13 @@ import { FitAddon } from "@xterm/addon-fit";
 import { streamURL } from "./api.js";
 
 export const PROTOCOLS = ["plain.kubevirt.io"];
+// Keys go to the guest while a console has focus, Tab included; this one gives the focus back to the page.
+export const LEAVE_KEY = "Ctrl+]";
+export const isLeaveKey = (e) => e.type === "keydown" && e.ctrlKey && (e.key === "]" || e.code === "BracketRight");
 
 export function SerialConsole({ namespace, name }) {
   const host = useRef(null);
+  const status = useRef(null);
   const [state, setState] = useState("Connecting…");
   const [attempt, setAttempt] = useState(0);
   useEffect(() => {
@@ -15,6 +19,12 @@ export function SerialConsole({ namespace, name }) {
       screenReaderMode: true });
     const fit = new FitAddon();
     term.loadAddon(fit);
+    term.attachCustomKeyEventHandler((e) => {
+      if (!isLeaveKey(e)) return true;
+      term.blur();
+      status.current.focus();
+      return false;
+    });
     term.open(host.current);
     fit.fit();
     const onResize = () => fit.fit();
@@ -36,8 +46,8 @@ export function SerialConsole({ namespace, name }) {
   }, [namespace, name, attempt]);
   return (
     <div class="pane">
-      <p class="pane-status" role="status" aria-live="polite">
-        Serial console: {state}{" "}
+      <p class="pane-status" role="status" aria-live="polite" tabIndex={-1} ref={status}>
+        Serial console: {state} <span class="muted">({LEAVE_KEY} leaves the console)</span>{" "}
         {state !== "Connected" && state !== "Connecting…" && (
           <button type="button" onClick={() => { setState("Connecting…"); setAttempt(attempt + 1); }}>Reconnect</button>
         )}

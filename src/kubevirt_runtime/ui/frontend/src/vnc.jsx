@@ -2,10 +2,11 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import RFB from "@novnc/novnc";
 import { streamURL } from "./api.js";
-import { PROTOCOLS } from "./console.jsx";
+import { LEAVE_KEY, PROTOCOLS, isLeaveKey } from "./console.jsx";
 
 export function VNCDisplay({ namespace, name }) {
   const host = useRef(null);
+  const status = useRef(null);
   const rfbRef = useRef(null);
   const [state, setState] = useState("Connecting…");
   const [attempt, setAttempt] = useState(0);
@@ -20,12 +21,24 @@ export function VNCDisplay({ namespace, name }) {
       "Disconnected (the VM may have stopped, another viewer took over, or you may not open its display)"));
     rfb.addEventListener("securityfailure", (e) => setState(`Refused: ${e.detail.reason || "security failure"}`));
     rfbRef.current = rfb;
-    return () => { try { rfb.disconnect(); } catch { /* already closed */ } };
+    const leave = (e) => {
+      if (!isLeaveKey(e)) return;
+      e.preventDefault();
+      e.stopPropagation();
+      rfb.blur();
+      status.current.focus();
+    };
+    const container = host.current;
+    container.addEventListener("keydown", leave, true); // before noVNC sends the key to the guest
+    return () => {
+      container.removeEventListener("keydown", leave, true);
+      try { rfb.disconnect(); } catch { /* already closed */ }
+    };
   }, [namespace, name, attempt]);
   return (
     <div class="pane">
-      <p class="pane-status" role="status" aria-live="polite">
-        VNC: {state}{" "}
+      <p class="pane-status" role="status" aria-live="polite" tabIndex={-1} ref={status}>
+        VNC: {state} <span class="muted">({LEAVE_KEY} leaves the display)</span>{" "}
         {state !== "Connected" && state !== "Connecting…" && (
           <button type="button" onClick={() => { setState("Connecting…"); setAttempt(attempt + 1); }}>Reconnect</button>
         )}
