@@ -40,8 +40,9 @@ binaries: $(STAMP)
 # then the full cluster (brought up and, if the tests made it, torn down again).
 test: test-unit node-packages binaries test-integration test-e2e
 
-test-unit: $(STAMP)
+test-unit: $(STAMP) ui
 	$(PYTEST) -q --timeout 120 tests/unit
+	node --test src/kubevirt_runtime/ui/frontend/test/
 
 # libvirt + QEMU (TCG) on this host for the launcher/handler integration tests.
 node-packages:
