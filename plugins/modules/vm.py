@@ -244,17 +244,6 @@ diff:
       printableStatus and instance before and as they will be after.
   returned: in diff mode, when something changed
   type: dict
-resources:
-  description:
-    - For the lifecycle states with O(wait=true), the VM as the wait found it (in a list, where kubevirt.core
-      puts it; O(state=started) and the like return the same object in RV(result)).
-  returned: when O(wait=true) with a lifecycle state
-  type: list
-  elements: dict
-api_found:
-  description: Whether the API serves the VM kind (with RV(resources)).
-  returned: when O(wait=true) with a lifecycle state
-  type: bool
 vmi:
   description: The VM's C(VirtualMachineInstance) once running.
   returned: when O(wait=true) and the VM ended up running

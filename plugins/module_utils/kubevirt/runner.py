@@ -249,8 +249,6 @@ class VMTask:
             self.result["result"] = hide_fields(vm, self.hidden)
             raise TaskFailed(f"{self.label}: timed out after {self.params['wait_timeout']}s waiting for {goal} "
                              f"(printableStatus {status})", **self.result)
-        if state in lifecycle.STATES:  # where kubevirt.core returns what its wait found
-            self.result.update(api_found=True, resources=[hide_fields(vm, self.hidden)])
         if condition_met(vm, READY):
             self._add_instance(vm)
         return vm

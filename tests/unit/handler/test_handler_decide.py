@@ -5,8 +5,21 @@ cache and a launcher that is briefly unreachable only ever retry.
 """
 import pytest
 
-from kubevirt_runtime.handler.decide import (MAX_MISSES, CountMiss, Kill, LauncherView, Lookup, MarkGone, Retry,
-                                             Shutdown, Sync, Watch, WriteStatus, Where, decide)
+from kubevirt_runtime.handler.decide import (
+    MAX_MISSES,
+    CountMiss,
+    Kill,
+    LauncherView,
+    Lookup,
+    MarkGone,
+    Retry,
+    Shutdown,
+    Sync,
+    Watch,
+    Where,
+    WriteStatus,
+    decide,
+)
 
 NODE = "node01"
 
