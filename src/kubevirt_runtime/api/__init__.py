@@ -1,17 +1,23 @@
-"""kubevirt.io/v1: VirtualMachine and VirtualMachineInstance, as plain dicts (the API server's JSON).
+"""The KubeVirt API as plain dicts (the API server's JSON): kubevirt.io/v1 VMs, VMIs and replica sets,
+pool.kubevirt.io pools, instancetype.kubevirt.io instancetypes and preferences.
 
 Public contract (other components import these names from `kubevirt_runtime.api`):
 
-- ``default_vmi(vmi) -> dict`` / ``default_vm(vm) -> dict``: defaulted deep copies (pure; what the
-  mutating webhook applies). ``default_vmi_spec(spec)`` defaults a spec in place.
-- ``validate_vmi(vmi) -> list[FieldError]`` / ``validate_vm(vm) -> list[FieldError]``: empty when valid.
+- ``default_vmi(vmi) -> dict`` / ``default_vm(vm, create=False) -> dict``: defaulted deep copies (pure; what
+  the mutating webhook applies). ``default_vmi_spec(spec)`` defaults a spec in place.
+- ``validate_vmi(vmi, ctx=None)`` / ``validate_vm(vm, ctx=None)`` -> list[FieldError]: empty when valid;
+  a ``ValidationContext`` brings feature gates and instancetype lookups (without one, cluster-dependent
+  checks are skipped). ``type_errors(kind, obj)``: only the badly typed fields.
   ``FieldError`` has ``field`` (path such as ``spec.domain.devices.disks[0].bus``), ``message``,
   ``reason`` (a metav1.CauseType) and ``as_cause()``; ``str(err)`` is ``"<field>: <message>"``.
-  Any field we do not implement is reported (reason FieldValueNotSupported), never dropped.
+  Any upstream field we do not implement is reported (reason FieldValueNotSupported) with the reason,
+  never dropped: the schemas are upstream's (upstream.py), what we implement is schema.py.
 - ``effective_run_strategy(vm)``: runStrategy, or the deprecated ``running`` mapped to Always/Halted.
 - Constants: ``GROUP``, ``VERSION``, ``API_VERSION``, kinds/plurals, ``VMIPhase``, ``RunStrategy``,
   ``PrintableStatus``, ``ConditionType``, ``StateChangeAction``, label/annotation/finalizer names
   (see constants.py).
+- instancetype.py (applying instancetypes and preferences), labels.py (label selectors), podpaths.py
+  (where the launcher pod mounts each volume), status.py (conditions and phases).
 - CRDs: ``python -m kubevirt_runtime.api.crdgen`` writes ``kubevirt_runtime/api/crds/*.yaml``;
   ``crdgen.load_crds()`` returns them as dicts for installers.
 
