@@ -22,10 +22,10 @@ from pathlib import Path
 
 MARKER = "KUBEVIRT-OPS-GUEST-READY"
 CACHE = Path(os.environ.get("KUBEVIRT_OPS_CACHE", Path.home() / ".cache" / "kubevirt-ops")) / "test-guest"
-# virtio-net and virtio-blk are modules in Debian's kernel; loaded in this order by /init
+# virtio-net, virtio-blk and virtio-rng are modules in Debian's kernel; loaded in this order by /init
 MODULES = ["virtio_ring", "virtio", "virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio_pci",
-           "failover", "net_failover", "virtio_net", "virtio_blk"]
-LAYOUT = "3"  # bump when the initramfs changes
+           "failover", "net_failover", "virtio_net", "virtio_blk", "virtio-rng"]
+LAYOUT = "5"  # bump when the initramfs changes
 KERNEL_ARGS = "console=ttyS0 panic=-1 quiet loglevel=3 mitigations=off tsc=unstable"
 
 INIT = f"""#!/bin/busybox sh

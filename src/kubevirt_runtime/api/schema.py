@@ -121,7 +121,9 @@ def _firmware():
 
 
 def _features():
-    return obj({"acpi": free(), "apic": free(), "smm": free(), "hyperv": free()})
+    return obj({"acpi": free(), "apic": free(), "smm": free(), "hyperv": free(
+        "Hyper-V enlightenments. Without KVM (TCG emulation) QEMU cannot set the VP index, so vpindex is left "
+        "out there; the others are passed to the guest.")})
 
 
 def _disk():

@@ -221,12 +221,12 @@ _HYPERV = {"relaxed": "relaxed", "vapic": "vapic", "vpindex": "vpindex", "runtim
            "tlbflush": "tlbflush", "spinlocks": "spinlocks", "vendorid": "vendor_id", "synictimer": "stimer"}
 
 
-def _hyperv(features_el, hyperv):
+def _hyperv(features_el, hyperv, accel):
     el = _sub(features_el, "hyperv", mode="custom")
     for name, tag in _HYPERV.items():
         state = hyperv.get(name)
-        if state is None:
-            continue
+        if state is None or (name == "vpindex" and accel != "kvm"):
+            continue  # QEMU sets the VP index through KVM only; under TCG it refuses to start with it
         on = _enabled(state)
         child = _sub(el, tag, state="on" if on else "off")
         if name == "spinlocks" and on:
@@ -248,7 +248,7 @@ def _features(domain_el, vmi, ctx, secure):
         if (apic or {}).get("endOfInterrupt"):
             apic_el.set("eoi", "on")
     if features.get("hyperv"):
-        _hyperv(features_el, features["hyperv"])
+        _hyperv(features_el, features["hyperv"], ctx.accel)
     smm = features.get("smm")
     if secure or _enabled(smm):
         _sub(features_el, "smm", state="on")

@@ -442,7 +442,7 @@ def test_hyperv_features():
     assert hyperv.find("spinlocks").get("retries") == "8191"
     assert hyperv.find("vendor_id").get("value") == "kubevirt"
     assert hyperv.find("stimer/direct").get("state") == "on"
-    assert hyperv.find("synic").get("state") == "on" and hyperv.find("vpindex").get("state") == "on"
+    assert hyperv.find("synic").get("state") == "on" and hyperv.find("vpindex") is None  # TCG: see below
 
 
 @pytest.mark.parametrize("clock, attrs", [
@@ -522,3 +522,10 @@ def test_no_graphics_when_autoattach_is_off():
     obj["spec"]["domain"]["devices"]["autoattachGraphicsDevice"] = False
     root = xml(obj)
     assert root.find("devices/graphics") is None and root.find("devices/video") is None
+
+
+def test_vpindex_needs_kvm():
+    obj = with_domain(vmi(), features={"hyperv": {"vpindex": {}, "synic": {}}})
+    assert xml(obj).find("features/hyperv/vpindex") is None
+    assert xml(obj).find("features/hyperv/synic").get("state") == "on"
+    assert xml(obj, ConverterContext(accel="kvm")).find("features/hyperv/vpindex").get("state") == "on"
