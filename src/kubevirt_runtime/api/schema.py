@@ -274,7 +274,7 @@ def replicaset_spec():
 
 
 def pool_spec():
-    return obj({"replicas": leaf(minimum=0), "selector": free(), "paused": leaf(),
+    return obj({"replicas": leaf(minimum=0), "selector": free(), "paused": leaf(), "nameGeneration": free(),
                 "virtualMachineTemplate": _template(vm_spec())})
 
 

@@ -3,7 +3,8 @@
 Decide, then act: `plan` is pure (the pool and the VMs it owns in, the VMs to create and delete and the
 status out); the controller only does that I/O. A scale-up fills the lowest free indexes, a scale-down
 removes the highest; each VM gets the template's labels plus `kubevirt.io/vmpool: <pool>` and a
-controller reference to the pool (so deleting the pool deletes its VMs). readyReplicas counts VMs whose
+controller reference to the pool (so deleting the pool deletes its VMs), and with spec.nameGeneration its
+own ConfigMaps and Secrets (`<name>-<index>`). readyReplicas counts VMs whose
 status.ready is true. Paused pools change nothing but their status.
 """
 from __future__ import annotations
@@ -68,16 +69,33 @@ def plan(pool: dict, vms: list[dict], failure: str | None = None) -> Plan:
     return out
 
 
+def _index_refs(spec: dict, name_generation: dict, suffix: str) -> None:
+    """spec.nameGeneration: each VM gets its own ConfigMaps / Secrets, `<name>-<index>`, as upstream."""
+    for volume in ((spec.get("template") or {}).get("spec") or {}).get("volumes") or []:
+        if name_generation.get("appendIndexToConfigMapRefs") and volume.get("configMap"):
+            volume["configMap"]["name"] += suffix
+        if not name_generation.get("appendIndexToSecretRefs"):
+            continue
+        if volume.get("secret"):
+            volume["secret"]["secretName"] += suffix
+        for kind in ("cloudInitNoCloud", "cloudInitConfigDrive"):
+            for ref in ("secretRef", "networkDataSecretRef"):
+                if ((volume.get(kind) or {}).get(ref) or {}).get("name"):
+                    volume[kind][ref]["name"] += suffix
+
+
 def vm_from_template(pool: dict, name: str) -> dict:
     template = (pool.get("spec") or {}).get("virtualMachineTemplate") or {}
     meta = template.get("metadata") or {}
+    spec = copy.deepcopy(template.get("spec") or {})
+    _index_refs(spec, (pool.get("spec") or {}).get("nameGeneration") or {}, name[len(pool["metadata"]["name"]):])
     labels = dict(meta.get("labels") or {})
     labels[POOL_LABEL] = pool["metadata"]["name"]
     return {"apiVersion": API_VERSION, "kind": VM_KIND,
             "metadata": {"name": name, "namespace": pool["metadata"]["namespace"], "labels": labels,
                          "annotations": dict(meta.get("annotations") or {}),
                          "ownerReferences": [owner_ref(pool, f"{POOL_GROUP}/{POOL_VERSION}", POOL_KIND)]},
-            "spec": copy.deepcopy(template.get("spec") or {})}
+            "spec": spec}
 
 
 class PoolController(Reconciler):

@@ -1,5 +1,7 @@
 """VirtualMachineInstanceReplicaSet and VirtualMachinePool controllers against an in-memory API: the pure
 plans by table, the loops by what they create, delete and write."""
+import copy
+
 import pytest
 
 from kubevirt_runtime.api.labels import matches, selector_string
@@ -25,7 +27,7 @@ def replicaset(replicas=3, paused=False):
     return {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstanceReplicaSet",
             "metadata": {"name": "web", "namespace": "ns", "uid": "rs-uid"},
             "spec": {"replicas": replicas, "paused": paused, "selector": SELECTOR,
-                     "template": {"metadata": {"labels": {"app": "web"}}, "spec": VMI_SPEC}}}
+                     "template": {"metadata": {"labels": {"app": "web"}}, "spec": copy.deepcopy(VMI_SPEC)}}}
 
 
 @pytest.mark.parametrize("replicas, vmis, creates, deletes, ready", [
@@ -85,7 +87,7 @@ def pool(replicas=3):
             "metadata": {"name": "db", "namespace": "ns", "uid": "pool-uid"},
             "spec": {"replicas": replicas, "selector": SELECTOR, "virtualMachineTemplate": {
                 "metadata": {"labels": {"app": "web"}},
-                "spec": {"runStrategy": "Always", "template": {"spec": VMI_SPEC}}}}}
+                "spec": {"runStrategy": "Always", "template": {"spec": copy.deepcopy(VMI_SPEC)}}}}}
 
 
 @pytest.mark.parametrize("replicas, vms, creates, deletes", [
@@ -108,6 +110,19 @@ def test_pool_vm_from_template():
         "apiVersion": "pool.kubevirt.io/v1beta1", "kind": "VirtualMachinePool", "name": "db", "uid": "pool-uid",
         "controller": True, "blockOwnerDeletion": True}
     assert vm_body["spec"]["runStrategy"] == "Always"
+
+
+def test_pool_name_generation_gives_each_vm_its_own_configmaps_and_secrets():
+    body = pool()
+    body["spec"]["nameGeneration"] = {"appendIndexToConfigMapRefs": True, "appendIndexToSecretRefs": True}
+    body["spec"]["virtualMachineTemplate"]["spec"]["template"]["spec"]["volumes"] = [
+        {"name": "cm", "configMap": {"name": "app"}}, {"name": "s", "secret": {"secretName": "creds"}},
+        {"name": "ci", "cloudInitNoCloud": {"secretRef": {"name": "ud"}}}]
+    volumes = pool_mod.vm_from_template(body, "db-2")["spec"]["template"]["spec"]["volumes"]
+    assert [volumes[0]["configMap"]["name"], volumes[1]["secret"]["secretName"],
+            volumes[2]["cloudInitNoCloud"]["secretRef"]["name"]] == ["app-2", "creds-2", "ud-2"]
+    untouched = pool_mod.vm_from_template(pool(), "db-2")["spec"]["template"]["spec"]
+    assert "volumes" not in untouched
 
 
 def test_pool_loop_creates_indexed_vms_and_counts_ready_ones():
