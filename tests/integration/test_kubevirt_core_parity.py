@@ -8,6 +8,7 @@ predicts what the request would do. The real-cluster run of the same playbook is
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 from conftest import ensure_namespace
@@ -29,11 +30,13 @@ def run(plane, playbook, work, collections=None):  # noqa: F811 - plane is the f
                ANSIBLE_NOCOLOR="1", PATH=f"{REPO / '.venv' / 'bin'}:{os.environ['PATH']}")
     if collections:
         env["ANSIBLE_COLLECTIONS_PATH"] = os.pathsep.join([str(collections), str(REPO / "collections")])
+    start = time.monotonic()
     proc = subprocess.run([str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", "localhost,", str(playbook),
                            "--skip-tags", "kubevirt_ops_only", "-e", f"ansible_python_interpreter={sys.executable}",
                            "-e", f"vm_ssh_key={work / 'id_ed25519'}", "-e", f"report_dir={report}",
                            "-e", "vm_timeout=120"], env=env, cwd=REPO, capture_output=True, text=True, timeout=800)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
+    print(f"\n{playbook.name}: {time.monotonic() - start:.1f}s")
     return outcomes(report)
 
 
