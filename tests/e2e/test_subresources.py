@@ -104,7 +104,7 @@ def test_port_forward_reaches_the_guests_port_80(demo):
         proc.wait(10)
 
 
-def test_vnc_proxy_only_prints_the_port_and_speaks_rfb(demo):
+def test_vnc_proxy_only_prints_the_port_and_speaks_rfb_one_session_at_a_time(demo):
     import socket
     proc = subprocess.Popen([VIRTCTL, "vnc", "--proxy-only", VM, "-n", NS], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -112,6 +112,20 @@ def test_vnc_proxy_only_prints_the_port_and_speaks_rfb(demo):
         port = json.loads(proc.stdout.readline())["port"]
         with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
             assert sock.recv(12) == b"RFB 003.008\n"
+            # upstream's session rule: asking to preserve the active session is refused ...
+            kept = virtctl("vnc", "--proxy-only", "--preserve-session", VM, "-n", NS, timeout=60)
+            assert kept.returncode == 1 and "Active VNC connection" in kept.stderr, kept.stderr
+            # ... and a plain new connection replaces it: the first viewer's stream ends
+            second = subprocess.Popen([VIRTCTL, "vnc", "--proxy-only", VM, "-n", NS], stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True)
+            try:
+                json.loads(second.stdout.readline())
+                sock.settimeout(30)
+                while sock.recv(65536):
+                    pass
+            finally:
+                second.terminate()
+                second.wait(10)
     finally:
         proc.terminate()
         proc.wait(10)
