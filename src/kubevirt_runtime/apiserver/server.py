@@ -29,7 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, generate_latest
 
-from ..machinery.streams import read_head, splice
+from ..machinery.streams import read_body, read_head, splice
 from . import admission
 from .auth import Unauthenticated, authenticate
 from .subresources import SUBRESOURCE_GROUP, SubresourceError, check_vmi_for, handler_error
@@ -313,7 +313,7 @@ class _Handler(BaseHTTPRequestHandler):
             status_line = head.split(b"\r\n", 1)[0].decode("latin-1")
             code = int(status_line.split()[1]) if len(status_line.split()) > 1 else 502
             if code != 101:
-                body = rest
+                body = read_body(upstream, head, rest)
                 raise handler_error(code, body or status_line.encode())
             self.wfile.write(head + rest)
             self.wfile.flush()

@@ -21,6 +21,22 @@ def read_head(sock, limit=65536) -> tuple[bytes, bytes]:
     return head + sep, rest
 
 
+def read_body(sock, head: bytes, rest: bytes, limit=65536) -> bytes:
+    """The body of a (refused upgrade's) response whose head read_head returned, up to its Content-Length."""
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        key, _, value = line.partition(b":")
+        if key.strip().lower() == b"content-length" and value.strip().isdigit():
+            length = min(int(value.strip()), limit)
+    body = rest
+    while len(body) < length:
+        chunk = sock.recv(length - len(body))
+        if not chunk:
+            break
+        body += chunk
+    return body
+
+
 def splice(a, b, idle_timeout: float | None = None) -> None:
     """Copies bytes between two (TLS) sockets in one thread until either side closes. An SSL socket must
     not be read and written from two threads at once, and select() does not see bytes TLS has already

@@ -214,6 +214,9 @@ def with_handler(pki):
             conn.send(message.upper() if isinstance(message, bytes) else message)
 
     def process_request(conn, request):
+        if "preserveSession=true" in request.path:
+            seen.append(request.path)
+            return conn.respond(503, '{"kind": "Status", "message": "Active VNC connection. Request denied."}')
         if not request.path.split("?")[0].endswith(("/console", "/vnc", "/80/tcp")):
             seen.append(request.path)
             return conn.respond(200, '{"status": "ok"}')
@@ -272,9 +275,22 @@ def test_pause_goes_to_the_handler_and_missing_vmis_are_404(pki, with_handler):
     assert code == 404 and body["reason"] == "NotFound"
 
 
+def test_a_refused_upgrade_comes_back_with_the_handlers_reason(pki, with_handler):
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+    port, _ = with_handler
+    ctx = ssl.create_default_context(cafile=pki["serving_ca"])
+    ctx.load_cert_chain(*pki["proxy"])
+    url = f"wss://127.0.0.1:{port}{PREFIX}/namespaces/ns1/virtualmachineinstances/v1/vnc?preserveSession=true"
+    with pytest.raises(InvalidStatus) as refused:
+        connect(url, ssl=ctx, additional_headers=USER, subprotocols=["plain.kubevirt.io"])
+    assert refused.value.response.status_code == 503
+    assert "Active VNC connection" in json.loads(refused.value.response.body)["message"]
+
+
 @pytest.mark.parametrize("path, handler_path", [
-    ("virtualmachineinstances/v1/vnc?preserveSession=true",
-     "/v1/namespaces/ns1/virtualmachineinstances/v1/vnc?preserveSession=true"),
+    ("virtualmachineinstances/v1/vnc?preserveSession=false",
+     "/v1/namespaces/ns1/virtualmachineinstances/v1/vnc?preserveSession=false"),
     ("virtualmachineinstances/v1/portforward/80/tcp",
      "/v1/namespaces/ns1/virtualmachineinstances/v1/portforward/80/tcp"),
     # a VM's port-forward reaches the VMI of the same name
