@@ -16,7 +16,8 @@ def vm_body(name):
                      "preference": {"name": "linux", "kind": it.PREFERENCE},
                      "template": {"spec": {
                          "domain": {"devices": {"disks": [{"name": "root"}]}},
-                         "volumes": [{"name": "root", "containerDisk": {"image": "example/cirros:latest"}}]}}}}
+                         "volumes": [{"name": "root", "containerDisk": {"image": "example/cirros:latest"}},
+                                     {"name": "scratch", "emptyDisk": {"capacity": "1Gi"}}]}}}}
 
 
 def test_vm_from_a_cluster_instancetype_and_a_preference(api_client, namespace, virt_controller):
@@ -35,7 +36,7 @@ def test_vm_from_a_cluster_instancetype_and_a_preference(api_client, namespace, 
     domain = vmi["spec"]["domain"]
     assert domain["cpu"] == {"sockets": 1, "cores": 2, "threads": 1}
     assert domain["memory"]["guest"] == "128Mi"
-    assert domain["devices"]["disks"][0]["disk"]["bus"] == "virtio"
+    assert [d["disk"]["bus"] for d in domain["devices"]["disks"]] == ["virtio", "virtio"]  # "scratch" has no disk
     assert vmi["metadata"]["annotations"]["kubevirt.io/cluster-instancetype-name"] == f"{name}-type"
     vm = wait_for(lambda: (v := vms.get(name, namespace)).get("status", {}).get("instancetypeRef") and v,
                   message="instancetypeRef")

@@ -260,6 +260,18 @@ def _check_requirements(spec, preference, base) -> list[FieldError]:
     return errors
 
 
+def _add_volume_disks(spec: dict) -> None:
+    """Upstream's VM controller gives every volume without a disk a disk before it applies the preference,
+    so the preferred bus reaches those disks too."""
+    disks = spec.setdefault("domain", {}).setdefault("devices", {}).setdefault("disks", [])
+    named = {d.get("name") for d in disks}
+    for volume in spec.get("volumes") or []:
+        if volume.get("name") not in named:
+            disks.append({"name": volume.get("name")})
+    if not disks:
+        del spec["domain"]["devices"]["disks"]
+
+
 def apply(spec: dict, metadata: dict, instancetype: dict | None, preference: dict | None,
           base: str = "spec.template.spec") -> list[FieldError]:
     """Apply an instancetype spec and a preference spec to a VMI spec and its metadata, in place.
@@ -275,6 +287,7 @@ def apply(spec: dict, metadata: dict, instancetype: dict | None, preference: dic
         metadata.clear()
         metadata.update(trial_meta)
     if preference is not None:
+        _add_volume_disks(spec)
         _apply_preference(spec, metadata, preference)
         return _check_requirements(spec, preference, base)
     return []

@@ -176,3 +176,9 @@ def test_valid_preference():
             "features": {"preferredHyperv": {"relaxed": {}}}, "firmware": {"preferredUseBios": True},
             "preferredTerminationGracePeriodSeconds": 10, "requirements": {"cpu": {"guest": 1}}}
     assert validate_preference({"kind": it.PREFERENCE, "metadata": {"name": "x"}, "spec": spec}) == []
+
+
+def test_preferred_bus_reaches_disks_added_for_volumes():
+    template = {"domain": {"devices": {}}, "volumes": [{"name": "root", "containerDisk": {"image": "d:1"}}]}
+    spec, _, _ = applied(template, preference={"devices": {"preferredDiskBus": "virtio"}})
+    assert spec["domain"]["devices"]["disks"] == [{"name": "root", "disk": {"bus": "virtio"}}]
