@@ -16,6 +16,7 @@ from kubevirt_runtime.machinery.kubeconfig import load_api_client
 from kubevirt_runtime.machinery.resource import VMIS, VMS, ApiError, ResourceClient
 from tests.admission_fuzz import assert_converts, vmis, vms
 from tests.conformance.check import report, run
+from tests.conftest import REPO
 from tests.e2e import cluster as c
 
 pytestmark = pytest.mark.e2e
@@ -163,3 +164,36 @@ def test_admission_fuzz_through_the_live_api(ns):
     fuzz(given(vms())(check))()
     print(f"\nlive-API admission fuzz: {dict(counts)} in {time.monotonic() - started:.0f}s")
     assert counts["cases"] >= FUZZ_CASES
+
+
+def _demo_builder():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "build_demo_disk", REPO / "roles" / "kubevirt_images" / "files" / "build_demo_disk.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_kernel_boot_from_a_container_boots_to_the_marker(ns):
+    """firmware.kernelBoot.container: the launcher pod's init container copies the kernel and initrd out of
+    the demo-kernel image (FROM scratch) and the guest boots them, with no disk at all."""
+    builder = _demo_builder()
+    image = DEMO_IMAGE["image"].replace("/demo-disk:", "/demo-kernel:")
+    apply({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance", "metadata": {"name": "vmi-kernel"},
+           "spec": {"terminationGracePeriodSeconds": 0,
+                    "domain": {"memory": {"guest": "128Mi"}, "firmware": {"kernelBoot": {
+                        "kernelArgs": builder.KERNEL_ARGS,
+                        "container": {"image": image, "imagePullPolicy": "IfNotPresent",
+                                      "kernelPath": "/boot/vmlinuz", "initrdPath": "/boot/initrd.gz"}}},
+                        "devices": {"autoattachGraphicsDevice": False}}}}, ns)
+    try:
+        wait_for("the VMI Running", lambda: (get("vmi", "vmi-kernel", ns) or {}).get("status", {}).get("phase")
+                 == "Running", c.BOOT_TIMEOUT, 5)
+        pod = next(p for p in c.kubectl_json("get", "pods", "-n", ns, "-l", "vm.kubevirt.io/name=vmi-kernel")["items"]
+                   if p["status"].get("phase") == "Running")
+        wait_for("the demo marker", lambda: builder.READY_MARKER in c.kubectl(
+            "exec", "-n", ns, pod["metadata"]["name"], "-c", "compute", "--", "cat",
+            "/var/run/kubevirt-private/virt-serial0.log", check=False, timeout=30), c.BOOT_TIMEOUT, 5)
+    finally:
+        c.kubectl("delete", "vmi", "vmi-kernel", "-n", ns, "--wait=true", "--timeout=300s", check=False, timeout=320)
