@@ -147,10 +147,11 @@ def test_admission_fuzz_through_the_live_api(ns):
                 body=obj)
         except ApiError as exc:
             assert exc.status in (400, 422), f"{exc.status}: {exc.body}"
-            message = exc.body.get("message", "")
             causes = (exc.body.get("details") or {}).get("causes") or []
-            assert causes or "spec" in message or "metadata" in message, exc.body
-            assert all(x.get("field") for x in causes) or "unknown field" in message, exc.body
+            if exc.status == 422:  # ours (the webhooks) or the CRD schema's: each cause names its field
+                assert causes and all(x.get("field") for x in causes), exc.body
+            # 400: the API server's own decoding (strict field validation names the unknown field; a number
+            # too large for JSON's int64 is refused before any schema or webhook sees the object)
             counts[f"rejected {exc.status}"] += 1
             return
         counts["accepted"] += 1
