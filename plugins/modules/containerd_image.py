@@ -14,7 +14,7 @@ options:
   address: {description: containerd's socket., type: path, required: true}
   namespace: {description: containerd namespace (the kubelet uses C(k8s.io))., type: str, default: k8s.io}
   ctr: {description: Path of the ctr client., type: path, default: ctr}
-author: [kubevirt-ops developers]
+author: [kubevirt-ops developers (!UNKNOWN)]
 """
 
 EXAMPLES = r"""

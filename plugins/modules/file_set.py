@@ -23,7 +23,7 @@ options:
       content: {type: str, description: The file's content (text).}
       src: {type: path, description: A file on the managed host to copy instead.}
       mode: {type: str, default: "0600", description: Octal permissions.}
-author: [kubevirt-ops developers]
+author: [kubevirt-ops developers (!UNKNOWN)]
 """
 
 EXAMPLES = r"""

@@ -52,7 +52,7 @@ options:
     description: Seconds to wait for deletion.
     type: int
     default: 300
-author: [kubevirt-ops developers]
+author: [kubevirt-ops developers (!UNKNOWN)]
 """
 
 EXAMPLES = r"""
@@ -147,8 +147,8 @@ def main():
     stdin = ka.stdin_for(docs)
 
     if p["state"] == "absent":
-        _, out, _ = run(module, base + ["get", "-f", "-", "-o", "name", "--ignore-not-found"], stdin,
-                        "kubectl get", ok=(0, 1))
+        _rc, out, _err = run(module, base + ["get", "-f", "-", "-o", "name", "--ignore-not-found"], stdin,
+                             "kubectl get", ok=(0, 1))
         existing = ka.existing_names(out)
         if existing and not module.check_mode:
             cmd = base + ["delete", "-f", "-", "--ignore-not-found", f"--wait={str(p['wait']).lower()}",
@@ -166,7 +166,8 @@ def main():
         module.exit_json(changed=False, **result)
     if module.check_mode:
         module.exit_json(changed=True, **result)
-    _, out, _ = run(module, ka.apply_command(base, p["field_manager"], p["force_conflicts"]), stdin, "kubectl apply")
+    apply = ka.apply_command(base, p["field_manager"], p["force_conflicts"])
+    _rc, out, _err = run(module, apply, stdin, "kubectl apply")
     result["applied"] = [line.strip() for line in out.splitlines() if line.strip()]
     module.exit_json(changed=True, **result)
 

@@ -10,7 +10,7 @@ description:
   - Never changes anything.
 options:
   ports: {description: TCP ports to look at., type: list, elements: int, required: true}
-author: [kubevirt-ops developers]
+author: [kubevirt-ops developers (!UNKNOWN)]
 """
 
 EXAMPLES = r"""

@@ -29,7 +29,7 @@ options:
   workdir: {description: Working directory., type: str}
   user: {description: User (and group) the entrypoint runs as., type: str}
   labels: {description: Image labels., type: dict}
-author: [kubevirt-ops developers]
+author: [kubevirt-ops developers (!UNKNOWN)]
 """
 
 EXAMPLES = r"""

@@ -38,7 +38,7 @@ options:
     type: list
     elements: str
     default: []
-author: [kubevirt-ops developers]
+author: [kubevirt-ops developers (!UNKNOWN)]
 """
 
 EXAMPLES = r"""

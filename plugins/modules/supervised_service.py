@@ -24,7 +24,7 @@ options:
   checksum: {description: A digest of the daemon's config files; a new value restarts it., type: str}
   state_dir: {description: The cluster's state directory on the node., type: path, required: true}
   supervisor: {description: Path of kvo-supervise.py on the node., type: path, required: true}
-author: [kubevirt-ops developers]
+author: [kubevirt-ops developers (!UNKNOWN)]
 """
 
 EXAMPLES = r"""

@@ -27,6 +27,7 @@ if [ "$stage" = host ]; then
   done
   # Mounts below our directories, deepest first.
   for prefix in "$kubelet_root" "$cstate" /var/lib/kubevirt-ops; do
+    # shellcheck disable=SC2013  # /proc/mounts escapes blanks (\040): one word per mount point
     for m in $(awk -v p="$prefix" 'index($2, p) == 1 {print $2}' /proc/mounts | sort -r); do
       umount "$m" 2>/dev/null || umount -l "$m"; changed=1
     done
@@ -36,7 +37,7 @@ if [ "$stage" = host ]; then
   for table in nat filter mangle; do
     rules=$(iptables-save -t "$table" 2>/dev/null | grep -- "\"$cni_network\"" | grep '^-A' || true)
     if [ -n "$rules" ]; then
-      echo "$rules" | sed 's/^-A/-D/' | while read -r rule; do eval iptables -w 5 -t "$table" $rule; done
+      echo "$rules" | sed 's/^-A/-D/' | while read -r rule; do eval iptables -w 5 -t "$table" "$rule"; done
       changed=1
     fi
   done
@@ -55,7 +56,7 @@ if [ "$stage" = host ]; then
     for table in filter nat mangle; do
       save=$("$ipt-save" -t "$table" 2>/dev/null) || continue
       echo "$save" | grep -E '^-A [A-Z]+ .*-j KUBE-' | sed 's/^-A/-D/' | while read -r rule; do
-        eval "$ipt" -w 5 -t "$table" $rule && echo x
+        eval "$ipt" -w 5 -t "$table" "$rule" && echo x
       done | grep -q x && changed=1
       chains=$(echo "$save" | sed -n 's/^:\(KUBE-[^ ]*\) .*/\1/p')
       for chain in $chains; do "$ipt" -w 5 -t "$table" -F "$chain"; done
@@ -69,4 +70,4 @@ if [ "$stage" = host ]; then
     changed=1
   done
 fi
-[ "$changed" = 1 ] && echo changed || true
+if [ "$changed" = 1 ]; then echo changed; fi

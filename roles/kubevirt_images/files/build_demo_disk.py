@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Builds the demo containerDisk: a small bootable raw disk, cirros-like, from Debian packages.
 
 Layout: an MBR (syslinux's mbr.bin) with one bootable FAT partition at 1 MiB holding syslinux

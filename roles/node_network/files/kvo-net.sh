@@ -36,7 +36,7 @@ if [ "$action" = up ]; then
     ipt -S "$chain" | sed -n "s/^-A $chain //p" > "$have"
     if ! cmp -s "$want" "$have"; then
       ipt -F "$chain"
-      while read -r rule; do eval ipt -A "$chain" $rule; done < "$want"
+      while read -r rule; do eval ipt -A "$chain" "$rule"; done < "$want"
       changed=1
     fi
     rm -f "$want" "$have"
@@ -53,4 +53,4 @@ else
     if [ "$dev" != "-" ] && ip link show "$dev" >/dev/null 2>&1; then ip link del "$dev"; changed=1; fi
   done
 fi
-[ "$changed" = 1 ] && echo changed || true
+if [ "$changed" = 1 ]; then echo changed; fi

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Keep one daemon running where no init system does it.
 
 Usage: kvo-supervise.py SPEC_JSON

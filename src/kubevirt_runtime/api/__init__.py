@@ -28,19 +28,19 @@ virt-handler observed, and so status writes never race with spec edits.) Status 
 fields so a component may add upstream status fields that are not listed yet.
 """
 from .constants import (
-                        API_VERSION,
-                        GROUP,
-                        VERSION,
-                        VM_KIND,
-                        VM_PLURAL,
-                        VMI_KIND,
-                        VMI_PLURAL,
-                        ConditionType,
-                        PrintableStatus,
-                        RunStrategy,
-                        StateChangeAction,
-                        VMIPhase,
-                        vmi_is_final,
+    API_VERSION,
+    GROUP,
+    VERSION,
+    VM_KIND,
+    VM_PLURAL,
+    VMI_KIND,
+    VMI_PLURAL,
+    ConditionType,
+    PrintableStatus,
+    RunStrategy,
+    StateChangeAction,
+    VMIPhase,
+    vmi_is_final,
 )
 from .defaults import default_vm, default_vmi, default_vmi_spec, effective_run_strategy
 from .validation import FieldError, ValidationContext, type_errors, validate_vm, validate_vmi, validate_vmi_spec

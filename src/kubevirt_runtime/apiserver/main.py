@@ -113,7 +113,7 @@ def main(argv=None) -> int:
               ready=lambda: front_proxy.config is not None, admission_context=cluster_config.context)
     if not args.handler_client_cert:
         log.warning("no handler client certificate: pause, unpause and console answer 503")
-    server, _ = serve(app, args.address, args.port)
+    server, _thread = serve(app, args.address, args.port)
     log.info("serving HTTPS on %s:%d", args.address, server.server_address[1])
     health = None
     if args.metrics_port >= 0:

@@ -168,7 +168,7 @@ class HandlerLocator:
 
     def address_for(self, vmi: dict) -> tuple[str, int]:
         if self.static_address:
-            host, _, port = self.static_address.rpartition(":")
+            host, _colon, port = self.static_address.rpartition(":")
             return host, int(port)
         node = (vmi.get("status") or {}).get("nodeName")
         if not node:

@@ -44,9 +44,9 @@ def connect(kubeconfig: str | None = None, context: str | None = None):
     path = kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
     if kubeconfig or os.path.exists(path.split(os.pathsep)[0]):
         k8s_config.load_kube_config(config_file=path, context=context, client_configuration=configuration)
-        _, active = k8s_config.list_kube_config_contexts(config_file=path)
+        _contexts, active = k8s_config.list_kube_config_contexts(config_file=path)
         if context:
-            contexts, _ = k8s_config.list_kube_config_contexts(config_file=path)
+            contexts, _active = k8s_config.list_kube_config_contexts(config_file=path)
             active = next((c for c in contexts if c["name"] == context), active)
         namespace = ((active or {}).get("context") or {}).get("namespace") or "default"
     else:

@@ -110,9 +110,8 @@ class VMIController(Reconciler):
             if pod is None:
                 return
         grace_over = True
-        if pod is not None and (pod.get("status") or {}).get("phase") == "Succeeded" and phase not in (VMIPhase.UNSET,
-                                                                                         VMIPhase.PENDING,
-                                                                                         VMIPhase.SCHEDULING):
+        not_started = (VMIPhase.UNSET, VMIPhase.PENDING, VMIPhase.SCHEDULING)
+        if pod is not None and (pod.get("status") or {}).get("phase") == "Succeeded" and phase not in not_started:
             finished = pod_finished_at(pod)
             left = self.config.handler_grace_seconds - (time.time() - _epoch(finished)) if finished else 0
             if left > 0:

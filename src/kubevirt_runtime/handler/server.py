@@ -191,7 +191,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _event(self, ns, name, reason, message):
         handler = self.server.vmi_handler
-        vmi, _ = handler.launcher_for(ns, name)
+        vmi, _socket = handler.launcher_for(ns, name)
         if vmi is not None and getattr(handler, "recorder", None) is not None:
             handler.recorder.event(vmi, "Normal", reason, message)
 
@@ -276,7 +276,7 @@ class _Handler(BaseHTTPRequestHandler):
             if tls.pending():
                 readable = [tls]
             else:
-                readable, _, _ = select.select([tls, console.sock], [], [], 30)
+                readable, _writable, _errored = select.select([tls, console.sock], [], [], 30)
             if tls in readable:
                 data = tls.recv(65536)
                 if not data:

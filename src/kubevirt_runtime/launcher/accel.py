@@ -50,7 +50,7 @@ def probe_guest(accel: str, emulator: str = DEFAULT_EMULATOR, timeout: float = 2
                "-device", "isa-debug-exit,iobase=0xf4,iosize=4", "-kernel", image.name]
         start = time.monotonic()
         try:
-            proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+            proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False)
         except subprocess.TimeoutExpired as exc:
             seen = (exc.stdout or b"")[-8:]
             return False, f"probe guest made no progress within {timeout:.1f}s (serial tail {seen!r})"

@@ -54,7 +54,7 @@ def plan(vmi: dict, domain_xml: str, port: int) -> dict:
     if not 0 < int(port) < 65536:
         raise PortForwardError(f"port {port} is out of range 1-65535")
     name, network = pod_interface(vmi)
-    _, _, guest = masquerade_addresses(network)
+    _cidr, _gateway, guest = masquerade_addresses(network)
     netdev = f"ua-{name}"
     if netdev in user_netdevs(domain_xml):
         return {"via": "hostfwd", "netdev": netdev, "guest": guest, "port": int(port)}
@@ -83,7 +83,7 @@ def connect(dom, vmi: dict, port: int, protocol: str = "tcp") -> socket.socket:
         except OSError as exc:
             raise PortForwardError(f"cannot connect to {how['address']}:{how['port']}: {exc}") from None
     with _lock:
-        for _ in range(3):  # the free port can be taken between the probe and QEMU's bind
+        for _attempt in range(3):  # the free port can be taken between the probe and QEMU's bind
             local = _free_loopback_port()
             rule = f"tcp:127.0.0.1:{local}"
             answer = _hmp(dom, f"hostfwd_add {how['netdev']} {rule}-{how['guest']}:{how['port']}").strip()

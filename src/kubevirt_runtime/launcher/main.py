@@ -64,7 +64,7 @@ def reap_orphans() -> None:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="virt-launcher", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="virt-launcher", description=__doc__.split("\n\n", maxsplit=1)[0])
     p.add_argument("--name", required=True, help="VMI name")
     p.add_argument("--namespace", required=True, help="VMI namespace")
     p.add_argument("--uid", default="", help="VMI uid (sync commands for another uid are refused)")

@@ -46,7 +46,7 @@ class CommandServer:
     def _accept(self):
         while True:
             try:
-                conn, _ = self.sock.accept()
+                conn, _address = self.sock.accept()
             except OSError:
                 return
             threading.Thread(target=self._serve, args=(conn,), name="cmd-conn", daemon=True).start()
@@ -149,7 +149,7 @@ def splice(client: socket.socket, target: socket.socket, pending: bytes = b"") -
         peers = {client: target, target: client}
         open_ = [client, target]
         while open_:
-            readable, _, _ = select.select(open_, [], [])
+            readable, _writable, _errored = select.select(open_, [], [])
             for sock in readable:
                 data = sock.recv(65536)
                 if data:

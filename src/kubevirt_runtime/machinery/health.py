@@ -21,7 +21,7 @@ class HealthServer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 - http.server's naming
-                path, _, query = self.path.partition("?")
+                path, _mark, query = self.path.partition("?")
                 if path == "/metrics":
                     return self._send(200, generate_latest(server.registry), CONTENT_TYPE_LATEST)
                 if path in ("/healthz", "/livez"):

@@ -121,7 +121,7 @@ class ResourceClient:
         elif body is not None:
             headers["Content-Type"] = "application/json"
         query_list = [(k, v) for k, v in (query or {}).items() if v is not None]
-        method, url, headers, _, _ = self.api.param_serialize(
+        method, url, headers, _body, _post_params = self.api.param_serialize(
             method=method, resource_path=path, query_params=query_list, header_params=headers,
             auth_settings=["BearerToken"])
         label = self.resource.plural + (f"/{subresource}" if subresource else "")

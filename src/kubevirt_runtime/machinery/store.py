@@ -11,7 +11,7 @@ def object_key(obj):
 
 def split_key(key):
     """(namespace, name) of a key made by object_key."""
-    namespace, _, name = key.rpartition("/")
+    namespace, _slash, name = key.rpartition("/")
     return namespace or None, name
 
 

@@ -135,7 +135,7 @@ class RateLimitingQueue:
             while not self._shutting_down:
                 now = self._clock()
                 while self._waiting and self._waiting[0][0] <= now:
-                    ready_at, _, item = heapq.heappop(self._waiting)
+                    ready_at, _seq, item = heapq.heappop(self._waiting)
                     if self._waiting_at.get(item) == ready_at:
                         del self._waiting_at[item]
                         self._add_locked(item)

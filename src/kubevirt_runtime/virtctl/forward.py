@@ -41,9 +41,9 @@ def parse_target(text: str) -> tuple[str, str, str | None]:
 
 def parse_port(text: str) -> tuple[str, int, int]:
     """[PROTOCOL/]LOCAL[:REMOTE] -> (protocol, local, remote)."""
-    protocol, _, ports = text.rpartition("/")
+    protocol, _slash, ports = text.rpartition("/")
     protocol = (protocol or "tcp").lower()
-    local, _, remote = ports.partition(":")
+    local, _colon, remote = ports.partition(":")
     try:
         local_port = int(local)
         remote_port = int(remote) if remote else local_port
@@ -109,7 +109,7 @@ def listen(address: str, port: int) -> socket.socket:
 def serve_forever(listener: socket.socket, open_ws, first_ws=None) -> None:
     """Accepts local connections; each gets a WebSocket from open_ws() (the first may be opened already)."""
     while True:
-        conn, _ = listener.accept()
+        conn, _address = listener.accept()
         ws, first_ws = first_ws, None
         try:
             ws = ws or open_ws()
@@ -127,7 +127,7 @@ def port_forward(open_ws, ports, address: str, stdio: bool) -> int:
     if stdio:
         if len(ports) != 1:
             raise UsageError("--stdio forwards exactly one port")
-        protocol, _, remote = ports[0]
+        protocol, _local, remote = ports[0]
         ws = open_ws(remote, protocol)
         out = sys.stdout.buffer
         fd = sys.stdin.fileno()

@@ -15,7 +15,7 @@ def parse_ssh_target(text: str) -> tuple[str | None, str, str, str | None]:
     """[USER@]TYPE/NAME[/NAMESPACE] -> (user or None, resource, name, namespace or None)."""
     user = None
     if "@" in text:
-        user, _, text = text.partition("@")
+        user, _at, text = text.partition("@")
         if not user:
             raise UsageError("expected a user name before '@'")
     if not text:
