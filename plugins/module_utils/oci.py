@@ -85,11 +85,33 @@ def write_layer(path, entries):
     return sha256_file(path)
 
 
+def _digest(data):
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
 def _blob(blobs_dir, data):
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    digest = _digest(data)
     with open(os.path.join(blobs_dir, digest.split(":")[1]), "wb") as f:
         f.write(data)
     return digest
+
+
+def _manifest(layer_paths, config):
+    """(manifest, config) as the archive stores them, and the layers with their files; nothing is written."""
+    layers = [{"mediaType": MEDIA_LAYER, "digest": sha256_file(path), "size": os.path.getsize(path), "path": path}
+              for path in layer_paths]
+    config_bytes = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+    manifest = {
+        "schemaVersion": 2, "mediaType": MEDIA_MANIFEST,
+        "config": {"mediaType": MEDIA_CONFIG, "digest": _digest(config_bytes), "size": len(config_bytes)},
+        "layers": [{k: v for k, v in layer.items() if k != "path"} for layer in layers],
+    }
+    return json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode(), config_bytes, layers
+
+
+def archive_digest(layer_paths, config):
+    """The manifest digest write_archive would record for these layers and config (writes nothing)."""
+    return _digest(_manifest(layer_paths, config)[0])
 
 
 def image_config(layer_digests, entrypoint=None, cmd=None, env=None, workdir=None, user=None, labels=None):
@@ -123,17 +145,8 @@ def write_archive(archive, name, layer_paths, config):
     try:
         blobs = os.path.join(workdir, "blobs", "sha256")
         os.makedirs(blobs)
-        layers = []
-        for path in layer_paths:
-            digest = sha256_file(path)
-            layers.append({"mediaType": MEDIA_LAYER, "digest": digest, "size": os.path.getsize(path), "path": path})
-        config_bytes = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
-        manifest = {
-            "schemaVersion": 2, "mediaType": MEDIA_MANIFEST,
-            "config": {"mediaType": MEDIA_CONFIG, "digest": _blob(blobs, config_bytes), "size": len(config_bytes)},
-            "layers": [{k: v for k, v in layer.items() if k != "path"} for layer in layers],
-        }
-        manifest_bytes = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
+        manifest_bytes, config_bytes, layers = _manifest(layer_paths, config)
+        _blob(blobs, config_bytes)
         digest = _blob(blobs, manifest_bytes)
         if manifest_digest(archive) == digest:
             return digest, False

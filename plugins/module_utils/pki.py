@@ -88,12 +88,22 @@ def _builder(subject, issuer, public_key, lifetime, ca):
     )
 
 
-def ensure_authority(pki_dir, name, common_name):
-    """CA at pki_dir/name.{crt,key}. Returns (cert, key, changed)."""
+def describe(pki_dir, name):
+    """What a diff shows of NAME.crt: its subject and expiry, or that it is absent."""
+    cert = _load_cert(os.path.join(pki_dir, f"{name}.crt"))
+    if cert is None:
+        return "absent"
+    return f"{cert.subject.rfc4514_string()}, valid until {cert.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}"
+
+
+def ensure_authority(pki_dir, name, common_name, write=True):
+    """CA at pki_dir/name.{crt,key}. Returns (cert, key, changed); with write=False only decides."""
     crt_path, key_path = (os.path.join(pki_dir, f"{name}.{ext}") for ext in ("crt", "key"))
     cert, key = _load_cert(crt_path), _load_key(key_path)
     if _fresh(cert) and key is not None and cert.subject == _name(common_name):
         return cert, key, False
+    if not write:
+        return None, None, True
     key = _new_key()
     subject = _name(common_name)
     cert = (
@@ -123,8 +133,9 @@ def _matches(cert, ca_cert, subject, usages, sans):
 
 
 def ensure_certificate(pki_dir, name, ca, common_name, organizations=(), usages=("client",),
-                       dns_names=(), ip_addresses=()):
-    """Certificate at pki_dir/name.{crt,key} signed by the CA pki_dir/ca.{crt,key}."""
+                       dns_names=(), ip_addresses=(), write=True):
+    """Certificate at pki_dir/name.{crt,key} signed by the CA pki_dir/ca.{crt,key}. Returns changed;
+    with write=False only decides."""
     ca_cert, ca_key = _load_cert(os.path.join(pki_dir, f"{ca}.crt")), _load_key(os.path.join(pki_dir, f"{ca}.key"))
     if ca_cert is None or ca_key is None:
         raise ValueError(f"certificate {name}: authority {ca!r} does not exist")
@@ -133,6 +144,8 @@ def ensure_certificate(pki_dir, name, ca, common_name, organizations=(), usages=
     sans = _sans(dns_names, ip_addresses)
     if _matches(_load_cert(crt_path), ca_cert, subject, usages, sans) and _load_key(key_path) is not None:
         return False
+    if not write:
+        return True
     key = _new_key()
     builder = (
         _builder(subject, ca_cert.subject, key.public_key(), CERT_LIFETIME, ca=False)
@@ -147,12 +160,15 @@ def ensure_certificate(pki_dir, name, ca, common_name, organizations=(), usages=
     return True
 
 
-def ensure_key_pair(pki_dir, name):
-    """Key pair at pki_dir/name.key and name.pub (service-account token signing)."""
+def ensure_key_pair(pki_dir, name, write=True):
+    """Key pair at pki_dir/name.key and name.pub (service-account token signing). Returns changed;
+    with write=False only decides."""
     key_path, pub_path = os.path.join(pki_dir, f"{name}.key"), os.path.join(pki_dir, f"{name}.pub")
     key = _load_key(key_path)
     if key is not None and os.path.exists(pub_path):
         return False
+    if not write:
+        return True
     key = key or _new_key()
     _write(key_path, _key_pem(key), 0o600)
     _write(pub_path, key.public_key().public_bytes(serialization.Encoding.PEM,

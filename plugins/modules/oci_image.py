@@ -10,6 +10,9 @@ description:
     reproducible tars; an unchanged image leaves the archive untouched (C(changed=false)).
   - A layer is either built from C(entries) into C(layer_dir) or taken from a prebuilt C(path)
     (a cached base layer), so rebuilding an image after a code change rewrites only its top layer.
+  - In check mode a stale layer is built in a temporary directory (removed afterwards) so that
+    C(changed) and C(digest) are what a real run would report; the archive and C(layer_dir) are untouched.
+    The diff shows the archive's manifest digest before and after.
 options:
   path: {description: Archive to write., type: path, required: true}
   name:
@@ -29,6 +32,9 @@ options:
   workdir: {description: Working directory., type: str}
   user: {description: User (and group) the entrypoint runs as., type: str}
   labels: {description: Image labels., type: dict}
+attributes:
+  check_mode: {support: full, description: Predicts C(changed) and the diff without changing anything.}
+  diff_mode: {support: full, description: Shows what changes (or would change in check mode).}
 author: [kubevirt-ops developers (!UNKNOWN)]
 """
 
@@ -51,6 +57,8 @@ digest: {description: The image manifest digest., type: str, returned: always}
 import hashlib
 import json
 import os
+import shutil
+import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -71,8 +79,9 @@ def _inputs_fingerprint(entries):
     return h.hexdigest()
 
 
-def _built_layer(layer_dir, layer):
-    """Path of the layer tar for `layer`, rebuilt only when its inputs changed."""
+def _built_layer(layer_dir, layer, scratch_dir=None):
+    """Path of the layer tar for `layer`, rebuilt only when its inputs changed. With scratch_dir (check mode)
+    a stale layer is built there instead, so the image digest is known without touching layer_dir."""
     path = os.path.join(layer_dir, f"{layer['name']}.tar")
     stamp = path + ".inputs"
     fingerprint = _inputs_fingerprint(layer["entries"])
@@ -82,6 +91,10 @@ def _built_layer(layer_dir, layer):
                 return path
     except FileNotFoundError:
         pass
+    if scratch_dir:
+        path = os.path.join(scratch_dir, f"{layer['name']}.tar")
+        oci.write_layer(path, layer["entries"])
+        return path
     oci.write_layer(path, layer["entries"])
     with open(stamp, "w") as f:
         f.write(fingerprint)
@@ -102,11 +115,22 @@ def main():
             user=dict(type="str"),
             labels=dict(type="dict"),
         ),
-        supports_check_mode=False,
+        supports_check_mode=True,
     )
     p = module.params
-    os.makedirs(p["layer_dir"], exist_ok=True)
-    os.makedirs(os.path.dirname(p["path"]), exist_ok=True)
+    scratch_dir = tempfile.mkdtemp(prefix="kvo-oci-check-") if module.check_mode else None
+    try:
+        result = _ensure_image(module, p, scratch_dir)
+    finally:
+        if scratch_dir:
+            shutil.rmtree(scratch_dir)
+    module.exit_json(**result)
+
+
+def _ensure_image(module, p, scratch_dir):
+    if not scratch_dir:
+        os.makedirs(p["layer_dir"], exist_ok=True)
+        os.makedirs(os.path.dirname(p["path"]), exist_ok=True)
     layer_paths = []
     for i, layer in enumerate(p["layers"]):
         if "path" in layer:
@@ -118,13 +142,22 @@ def main():
                 src = entry.get("src") or entry.get("dir")
                 if not src or not os.path.exists(src) or "dest" not in entry:
                     module.fail_json(msg=f"layers[{i}].entries[{j}]: needs an existing src (or dir) and a dest")
-            layer_paths.append(_built_layer(p["layer_dir"], layer))
+            layer_paths.append(_built_layer(p["layer_dir"], layer, scratch_dir))
         else:
             module.fail_json(msg=f"layers[{i}]: give either path, or name and entries")
     diff_ids = [oci.sha256_file(path) for path in layer_paths]
     config = oci.image_config(diff_ids, p["entrypoint"], p["cmd"], p["env"], p["workdir"], p["user"], p["labels"])
-    digest, changed = oci.write_archive(p["path"], p["name"], layer_paths, config)
-    module.exit_json(changed=changed, digest=digest, path=p["path"])
+    before = oci.manifest_digest(p["path"])
+    if scratch_dir:
+        digest = oci.archive_digest(layer_paths, config)
+        changed = digest != before
+    else:
+        digest, changed = oci.write_archive(p["path"], p["name"], layer_paths, config)
+    result = dict(changed=changed, digest=digest, path=p["path"])
+    if module._diff:
+        result["diff"] = {"before_header": p["path"], "after_header": p["path"],
+                          "before": f"digest: {before}\n" if before else "(absent)\n", "after": f"digest: {digest}\n"}
+    return result
 
 
 if __name__ == "__main__":

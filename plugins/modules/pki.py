@@ -9,6 +9,8 @@ description:
   - Creates what is missing, renews what expires within 30 days or no longer matches the request
     (subject, organizations, SANs, usages, issuer), and leaves the rest alone, so C(changed) is honest.
   - Keys are ECDSA P-256. Runs where the C(cryptography) library is installed (the controller).
+  - In check mode nothing is written; C(created) lists what would be made. The diff names each of them with
+    the subject and expiry of the certificate it replaces, never a key.
 options:
   dir: {description: Directory holding NAME.crt / NAME.key files., type: path, required: true}
   authorities:
@@ -38,6 +40,9 @@ options:
     type: list
     elements: str
     default: []
+attributes:
+  check_mode: {support: full, description: Predicts C(changed) and the diff without changing anything.}
+  diff_mode: {support: full, description: Shows what changes (or would change in check mode).}
 author: [kubevirt-ops developers (!UNKNOWN)]
 """
 
@@ -54,6 +59,8 @@ EXAMPLES = r"""
 RETURN = r"""
 created: {description: Stems of the files made or renewed in this run., type: list, returned: always}
 """
+
+import os
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
@@ -77,26 +84,38 @@ def main():
             certificates=dict(type="list", elements="dict", default=[], options=cert_spec),
             key_pairs=dict(type="list", elements="str", default=[], no_log=False),
         ),
-        supports_check_mode=False,
+        supports_check_mode=True,
     )
     if pki.CRYPTOGRAPHY_IMPORT_ERROR:
         module.fail_json(msg=missing_required_lib("cryptography"), exception=pki.CRYPTOGRAPHY_IMPORT_ERROR)
     p = module.params
-    created = []
+    write = not module.check_mode
+    created, before = [], {}
     try:
         for ca in p["authorities"]:
-            if pki.ensure_authority(p["dir"], ca["name"], ca["common_name"])[2]:
+            before[ca["name"]] = pki.describe(p["dir"], ca["name"])
+            if pki.ensure_authority(p["dir"], ca["name"], ca["common_name"], write=write)[2]:
                 created.append(ca["name"])
         for c in p["certificates"]:
-            if pki.ensure_certificate(p["dir"], c["name"], c["ca"], c["common_name"], c["organizations"],
-                                      c["usages"], c["dns_names"], c["ip_addresses"]):
+            before[c["name"]] = pki.describe(p["dir"], c["name"])
+            # A CA made anew in this run re-issues what it signs; check mode cannot verify against it.
+            if (c["ca"] in created and not write) or pki.ensure_certificate(
+                    p["dir"], c["name"], c["ca"], c["common_name"], c["organizations"], c["usages"],
+                    c["dns_names"], c["ip_addresses"], write=write):
                 created.append(c["name"])
         for name in p["key_pairs"]:
-            if pki.ensure_key_pair(p["dir"], name):
+            before[name] = "present" if os.path.exists(os.path.join(p["dir"], f"{name}.key")) else "absent"
+            if pki.ensure_key_pair(p["dir"], name, write=write):
                 created.append(name)
     except ValueError as e:
         module.fail_json(msg=str(e), created=created, changed=bool(created))
-    module.exit_json(changed=bool(created), created=created)
+    result = dict(changed=bool(created), created=created)
+    if module._diff:
+        result["diff"] = {"before_header": p["dir"], "after_header": p["dir"],
+                          "before": "".join(f"{name}: {before[name]}\n" for name in created),
+                          "after": "".join(f"{name}: new key and certificate\n" if name not in p["key_pairs"]
+                                           else f"{name}: new key pair\n" for name in created)}
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":
