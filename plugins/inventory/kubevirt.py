@@ -100,19 +100,21 @@ requirements:
 """
 
 EXAMPLES = r"""
+# Each item is the content of one inventory file (its name ends with kubevirt.yml or kubevirt.yaml).
+
 # inventory/cluster.kubevirt.yml: every VM of the default kubeconfig's cluster
-plugin: kubevirt.ops.kubevirt
+- plugin: kubevirt.ops.kubevirt
 
 # only namespace demo, labelled app=web, grouped by label, node and phase, plus groups by OS
-plugin: kubevirt.ops.kubevirt
-namespaces: [demo]
-label_selector: app=web
-create_groups: true
-keyed_groups:
-  - key: vmi_guest_os_info.id | default('unknown')
-    prefix: os
-compose:
-  ansible_user: "'root'"
+- plugin: kubevirt.ops.kubevirt
+  namespaces: [demo]
+  label_selector: app=web
+  create_groups: true
+  keyed_groups:
+    - key: vmi_guest_os_info.id | default('unknown')
+      prefix: os
+  compose:
+    ansible_user: "'root'"
 """
 
 from ansible.errors import AnsibleError

@@ -306,7 +306,7 @@ def preference_spec():
                      "preferredVirtualGPUOptions": GPU}),
         "features": obj({key: free() for key in ("preferredAcpi", "preferredApic", "preferredSmm", "preferredHyperv")}),
         "firmware": obj({key: free() for key in ("preferredUseBios", "preferredUseBiosSerial", "preferredUseEfi",
-                                                  "preferredUseSecureBoot")}
+                                                 "preferredUseSecureBoot")}
                         | {"preferredEfi": obj({"secureBoot": leaf()}, refused={"persistent": PERSISTENT_STATE})}),
         "machine": free(),
         "preferredTerminationGracePeriodSeconds": free(),

@@ -207,8 +207,8 @@ def _check_firmware(domain, path, errors):
         for key in ("kernelPath", "initrdPath"):
             value = container.get(key)
             if value and (not value.startswith("/") or posixpath.normpath(value) != value):
-                errors.append(FieldError(f"{kpath}.container.{key}", f"{value!r} must be an absolute, normalized "
-                                                                      "path"))
+                errors.append(FieldError(f"{kpath}.container.{key}",
+                                         f"{value!r} must be an absolute, normalized path"))
 
 
 def _check_machine(domain, path, errors):

@@ -172,8 +172,8 @@ def mutate(review: dict, ctx: ValidationContext | None = None) -> dict:
         return _answer(review, {"allowed": True})
     errors = type_errors(_KINDS[plural], obj)
     if errors:
-        return _answer(review, {"allowed": False, "status": invalid_status(_KINDS[plural], _name(request, obj),
-                                                                            errors)})
+        status = invalid_status(_KINDS[plural], _name(request, obj), errors)
+        return _answer(review, {"allowed": False, "status": status})
     ops = json_patch(obj, _DEFAULTERS[plural](obj, request.get("operation") == "CREATE"))
     response = {"allowed": True}
     if ops:

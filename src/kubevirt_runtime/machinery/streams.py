@@ -48,7 +48,7 @@ def splice(a, b, idle_timeout: float | None = None) -> None:
     while True:
         ready = [s for s in (a, b) if isinstance(s, ssl.SSLSocket) and s.pending()]
         if not ready:
-            ready, _, _ = select.select([a, b], [], [], 30)
+            ready, _writable, _errored = select.select([a, b], [], [], 30)
         if not ready:
             if idle_timeout and time.monotonic() - last > idle_timeout:
                 return

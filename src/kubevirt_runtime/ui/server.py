@@ -215,7 +215,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _cookie(self) -> str | None:
         for part in (self.headers.get("Cookie") or "").split(";"):
-            key, _, value = part.strip().partition("=")
+            key, _eq, value = part.strip().partition("=")
             if key == COOKIE:
                 return value
         return None
