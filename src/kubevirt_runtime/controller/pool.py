@@ -52,7 +52,7 @@ def plan(pool: dict, vms: list[dict], failure: str | None = None) -> Plan:
         if len(live) < wanted:
             used = {index_of(name, v) for v in vms}
             free = (i for i in range(len(vms) + wanted + 1) if i not in used)
-            out.create = [f"{name}-{next(free)}" for _ in range(wanted - len(live))]
+            out.create = [f"{name}-{next(free)}" for _missing in range(wanted - len(live))]
         elif len(live) > wanted:
             # keep the lowest indexes; VMs without a pool name (renamed by hand) go first
             by_index = sorted(live, key=lambda v: (index_of(name, v) is None, index_of(name, v) or 0))

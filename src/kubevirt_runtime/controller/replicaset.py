@@ -170,15 +170,15 @@ class ReplicaSetController(Reconciler):
         namespace = rs["metadata"]["namespace"]
         if todo.create:
             self.expectations.expect_creations(key, todo.create)
-        for _ in range(todo.create):
+        for _instance in range(todo.create):
             try:
                 created = self.vmis.create(vmi_from_template(rs), namespace)
             except ApiError as exc:
                 self.expectations.lower(key, adds=1)
                 self.recorder.event(rs, WARNING, "FailedCreate", f"Error creating VMI: {exc.body.get('message', exc)}")
                 raise
-            self.recorder.event(rs, NORMAL, "SuccessfulCreate", f"Created virtual machine instance "
-                                                               f"{created['metadata']['name']}")
+            self.recorder.event(rs, NORMAL, "SuccessfulCreate",
+                                f"Created virtual machine instance {created['metadata']['name']}")
         if todo.delete:
             self.expectations.expect_deletions(key, [v["metadata"]["uid"] for v in todo.delete])
         for vmi in todo.delete:
