@@ -25,7 +25,7 @@ def read_body(sock, head: bytes, rest: bytes, limit=65536) -> bytes:
     """The body of a (refused upgrade's) response whose head read_head returned, up to its Content-Length."""
     length = 0
     for line in head.split(b"\r\n")[1:]:
-        key, _, value = line.partition(b":")
+        key, _colon, value = line.partition(b":")
         if key.strip().lower() == b"content-length" and value.strip().isdigit():
             length = min(int(value.strip()), limit)
     body = rest
