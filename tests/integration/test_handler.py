@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from websockets.sync.client import connect as ws_connect
 
+from kubevirt_runtime.api import timeline
 from kubevirt_runtime.api.constants import NODE_NAME_LABEL
 from kubevirt_runtime.handler.launcher_client import LauncherClient
 from kubevirt_runtime.launcher.podnet import pod_addresses
@@ -283,6 +284,13 @@ def test_lifecycle_pause_console_restart_poweroff(control_plane, api_client, nam
                 continue
             seen += msg if isinstance(msg, bytes) else msg.encode()
         assert b"CONSOLE-42" in seen, seen[-3000:]
+
+    # the startup timeline: the launcher's stages, Running, then the guest's first console output
+    recorded = wait_vmi(client, namespace, "alpha",
+                        lambda v: "FirstConsoleOutput" in timeline.recorded(v["status"]), 30, "the first output")
+    stages = [row["stage"] for row in timeline.rows(recorded["status"])]
+    assert stages == ["ContainersStarted", "LauncherReady", "DomainDefined", "DomainStarted", "Running",
+                      "FirstConsoleOutput"], stages
 
     # restarting virt-handler leaves the VM running and reconverges status
     qemu = launcher.qemu_pid()

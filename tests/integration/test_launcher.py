@@ -117,6 +117,8 @@ def test_boot_to_console_marker_then_guest_poweroff(launch, guest):
     output = guest_mod.read_until(console, MARKER, BOOT_TIMEOUT)
     print(f"sync -> console marker: {time.monotonic() - start:.1f}s, accel {state['accel']}")
     assert state["accel"] in ("kvm", "tcg")
+    assert list(state["timeline"]) == ["ContainersStarted", "LauncherReady", "DomainDefined", "DomainStarted"]
+    assert "FirstConsoleOutput" in client.state()["timeline"]
     assert client.sync(vmi)["status"] == "Running"  # idempotent
 
     # the guest shell on the serial console powers the guest off

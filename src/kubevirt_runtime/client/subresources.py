@@ -23,7 +23,7 @@ import time
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
-from ..machinery.resource import ApiError, Resource, ResourceClient
+from ..machinery.resource import VMIS, ApiError, Resource, ResourceClient
 
 GROUP = "subresources.kubevirt.io"
 VERSION = "v1"
@@ -74,6 +74,10 @@ class Subresources:
         if action not in VMI_SUBRESOURCES:
             raise ValueError(f"unknown VMI subresource {action!r}")
         self._vmis.request("PUT", _VMIS.path(namespace, name, action), body=body or {}, subresource=action)
+
+    def get_vmi(self, namespace: str, name: str) -> dict:
+        """The VirtualMachineInstance itself (kubevirt.io/v1)."""
+        return ResourceClient(self.api, VMIS).get(name, namespace)
 
     def guestosinfo(self, namespace: str, name: str) -> dict:
         return self._vmis.get(name, namespace, subresource="guestosinfo")

@@ -8,7 +8,7 @@ import calendar
 import logging
 import time
 
-from ..api import default_vmi, validate_vmi
+from ..api import default_vmi, timeline, validate_vmi
 from ..api.constants import CREATED_BY_LABEL, NODE_NAME_LABEL, VMI_FINALIZER, VMIPhase, vmi_is_final
 from ..api.status import now_iso, set_condition
 from ..machinery.events import NORMAL, WARNING
@@ -105,10 +105,12 @@ class VMIController(Reconciler):
             return
         pod = self._pick_pod(vmi, pods)
         phase = (vmi.get("status") or {}).get("phase") or VMIPhase.UNSET
+        created_at = None
         if pod is None and phase in (VMIPhase.UNSET, VMIPhase.PENDING):
             pod = self._create_pod(key, vmi)
             if pod is None:
                 return
+            created_at = timeline.format_stamp(time.time())
         grace_over = True
         not_started = (VMIPhase.UNSET, VMIPhase.PENDING, VMIPhase.SCHEDULING)
         if pod is not None and (pod.get("status") or {}).get("phase") == "Succeeded" and phase not in not_started:
@@ -117,7 +119,7 @@ class VMIController(Reconciler):
             if left > 0:
                 grace_over = False
                 self.queue.add_after(key, left)
-        status, events = desired_vmi_status(vmi, pod, now_iso(), grace_over)
+        status, events = desired_vmi_status(vmi, pod, now_iso(), grace_over, created_at)
         vmi = self._write_status(vmi, status)
         for event in events:
             self.recorder.event(vmi, *event)

@@ -7,6 +7,7 @@ disappeared (before or after Scheduled), and never touches a final VMI.
 """
 import copy
 
+from ..api import timeline
 from ..api.constants import ConditionType, VMIPhase
 from ..api.status import get_condition, remove_condition, set_condition, set_phase
 
@@ -27,10 +28,11 @@ def pod_finished_at(pod):
     return None
 
 
-def desired_vmi_status(vmi, pod, now, pod_succeeded_grace_over=True):
+def desired_vmi_status(vmi, pod, now, pod_succeeded_grace_over=True, pod_created_at=None):
     """(new status, [(event type, reason, message)]). `pod` is None when the VMI has no pod (and the
     caller's expectations say the cache is current). `pod_succeeded_grace_over` tells whether a pod that
-    exited 0 has waited long enough for virt-handler to record the guest's end."""
+    exited 0 has waited long enough for virt-handler to record the guest's end. `pod_created_at` is when the
+    caller's create of `pod` returned (milliseconds; else the pod's creationTimestamp is the stage's time)."""
     status = copy.deepcopy(vmi.get("status") or {})
     events = []
     phase = status.get("phase") or VMIPhase.UNSET
@@ -55,6 +57,7 @@ def desired_vmi_status(vmi, pod, now, pod_succeeded_grace_over=True):
             if phase == VMIPhase.UNSET:
                 set_phase(status, VMIPhase.PENDING, now)
             set_phase(status, VMIPhase.SCHEDULED, now)
+            _timeline(status, vmi, pod, pod_created_at, scheduled=True)
             status["nodeName"] = node
             status["activePods"] = {pod["metadata"]["uid"]: node}
             remove_condition(status, ConditionType.POD_SCHEDULED)
@@ -63,6 +66,7 @@ def desired_vmi_status(vmi, pod, now, pod_succeeded_grace_over=True):
             if phase == VMIPhase.UNSET:
                 set_phase(status, VMIPhase.PENDING, now)
             set_phase(status, VMIPhase.SCHEDULING, now)
+            _timeline(status, vmi, pod, pod_created_at)
             scheduled = get_condition(pod.get("status"), "PodScheduled")
             if scheduled and scheduled.get("status") == "False":
                 set_condition(status, ConditionType.POD_SCHEDULED, "False", scheduled.get("reason", ""),
@@ -71,6 +75,18 @@ def desired_vmi_status(vmi, pod, now, pod_succeeded_grace_over=True):
                 remove_condition(status, ConditionType.POD_SCHEDULED)
     _ready(status, vmi, pod, now)
     return status, events
+
+
+def _timeline(status, vmi, pod, pod_created_at, scheduled=False):
+    """The stages up to the pod's scheduling (api/timeline.py). They ride along with the phase writes
+    (Scheduling, Scheduled) and never cost a write of their own: PodScheduled carries the scheduler's time,
+    so recording it with Scheduled loses nothing."""
+    stamps = {"VMICreated": vmi["metadata"].get("creationTimestamp"),
+              "PodCreated": pod_created_at or pod["metadata"].get("creationTimestamp")}
+    condition = get_condition(pod.get("status"), "PodScheduled")
+    if scheduled and condition and condition.get("status") == "True":
+        stamps["PodScheduled"] = condition.get("lastTransitionTime")
+    timeline.record(status, stamps)
 
 
 def _fail(status, reason, message, now, events):

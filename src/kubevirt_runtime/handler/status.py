@@ -9,7 +9,9 @@ the controller's reasons are kept and the two components never undo each other's
 from __future__ import annotations
 
 import copy
+import time
 
+from kubevirt_runtime.api import timeline
 from kubevirt_runtime.api.constants import ConditionType, VMIPhase
 from kubevirt_runtime.api.status import get_condition, now_iso, remove_condition, set_condition, set_phase
 
@@ -17,10 +19,11 @@ HANDLER_PHASES = (VMIPhase.SCHEDULED, VMIPhase.RUNNING)
 
 
 def desired_status(vmi: dict, domain: dict | None, launcher_gone: bool = False, now=None,
-                   gone_outcome: str | None = None) -> dict:
+                   gone_outcome: str | None = None, stamp: str | None = None) -> dict:
     """The status to write. `domain` is the launcher's last pushed state (None: not known yet);
     `launcher_gone` means the launcher went away without reporting a final state; `gone_outcome` is
-    how its pod ended, when known (Succeeded: exit 0)."""
+    how its pod ended, when known (Succeeded: exit 0). `stamp` is this moment with milliseconds (the
+    Running stage of the startup timeline; default: the clock)."""
     status = copy.deepcopy(vmi.get("status") or {})
     phase = status.get("phase")
     if phase not in HANDLER_PHASES:
@@ -48,6 +51,11 @@ def desired_status(vmi: dict, domain: dict | None, launcher_gone: bool = False, 
         return status
     if state == "Missing":
         return status
+    # the launcher's stages ride along with the Running write; a later one (its first console output)
+    # is written when it arrives
+    timeline.record(status, domain.get("timeline") or {})
+    if status.get("phase") != VMIPhase.RUNNING:
+        timeline.record(status, {"Running": stamp or timeline.format_stamp(time.time())})
     set_phase(status, VMIPhase.RUNNING, now)
     set_condition(status, ConditionType.READY, "True", "", "", now)
     remove_condition(status, ConditionType.SYNCHRONIZED)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import libvirt
 
+from kubevirt_runtime.api import timeline
+
 from . import accel as accel_mod
 from . import disks, guest_agent, guest_ports
 from .converter import ConverterContext, convert, domain_name, graphics_enabled, interface_mac
@@ -52,7 +54,8 @@ class ConsoleRelay:
     """Holds the one connection to QEMU's serial socket; fans output out to console clients and
     keeps the last 64 KiB so a client can see what it missed."""
 
-    def __init__(self):
+    def __init__(self, on_first_output=None):
+        self.on_first_output = on_first_output
         self.lock = threading.Lock()
         self.clients: list[socket.socket] = []
         self.history = collections.deque()
@@ -77,6 +80,7 @@ class ConsoleRelay:
         threading.Thread(target=self._pump, name="console-pump", daemon=True).start()
 
     def _pump(self):
+        first = True
         while True:
             try:
                 data = self.serial.recv(65536)
@@ -84,6 +88,9 @@ class ConsoleRelay:
                 data = b""
             if not data:
                 break
+            if first and self.on_first_output is not None:
+                self.on_first_output()
+            first = False
             with self.lock:
                 self.history.append(data)
                 self.history_len += len(data)
@@ -139,7 +146,8 @@ class DomainManager:
         self.tb_cache_mib = tb_cache_mib
         self.lock = threading.RLock()
         self.subscribers: list[socket.socket] = []
-        self.console = ConsoleRelay()
+        self.timeline: dict[str, str] = {}  # startup stages this launcher saw (api/timeline.py)
+        self.console = ConsoleRelay(on_first_output=lambda: self.stage("FirstConsoleOutput"))
         self.final = threading.Event()
         self.dom: libvirt.virDomain | None = None
         self.vmi: dict | None = None
@@ -190,8 +198,18 @@ class DomainManager:
             state = dict(self.status)
             state.update(name=self.domain_name, uid=self.uid, accel=self._accel if self.dom else None,
                          interfaces=self._interfaces(), guestOSInfo=dict(self.guest_info),
-                         agentConnected=self.agent_connected, startedAt=self.started_at, message=self.message)
+                         agentConnected=self.agent_connected, startedAt=self.started_at, message=self.message,
+                         timeline=dict(self.timeline))
             return state
+
+    def stage(self, name: str, epoch: float | None = None, publish: bool = True) -> None:
+        """Records a startup stage (the first time only) and tells the subscribers."""
+        with self.lock:
+            if name in self.timeline:
+                return
+            self.timeline[name] = timeline.format_stamp(time.time() if epoch is None else epoch)
+            if publish:
+                self._publish_locked()
 
     def _interfaces(self) -> list:
         if not self.vmi:
@@ -307,11 +325,13 @@ class DomainManager:
                 nvram_path=disks.nvram_path(self.private_dir), kernel_path=kernel, initrd_path=initrd)
             xml = convert(vmi, ctx)
             (self.private_dir / "domain.xml").write_text(xml)
+            self.stage("DomainDefined", publish=False)
             self.vmi = vmi
             self.acpi = ((vmi["spec"]["domain"].get("features") or {}).get("acpi") or {}).get("enabled", True) \
                 is not False
             self.started_at = time.time()
             self.dom = self.conn.createXML(xml, 0)
+            self.stage("DomainStarted", publish=False)
             self.message = f"accelerator {accel} ({self._accel_reason or 'from options'})"
             self._accel = accel
             log.info("domain %s started (%s)", self.domain_name, self.message)

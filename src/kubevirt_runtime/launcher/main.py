@@ -63,6 +63,15 @@ def reap_orphans() -> None:
                 pass
 
 
+def process_start_time() -> float:
+    """When this process started (seconds since the epoch; the kernel's clock-tick resolution)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    started = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19]) / ticks
+    boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                if line.startswith("btime "))
+    return boot + started
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="virt-launcher", description=__doc__.split("\n\n", maxsplit=1)[0])
     p.add_argument("--name", required=True, help="VMI name")
@@ -132,8 +141,10 @@ def main(argv=None) -> int:
     manager = DomainManager(conn, args.name, args.namespace, args.uid, private, Path(args.container_disk_dir),
                             args.grace_period, accel="tcg" if args.use_emulation else args.accel,
                             use_emulation=args.use_emulation, tb_cache_mib=args.tb_cache_mib or None)
+    manager.stage("ContainersStarted", process_start_time(), publish=False)
     server = CommandServer(os.path.join(args.socket_dir, "launcher.sock"), manager)
     server.start()
+    manager.stage("LauncherReady", publish=False)
     log.info("serving %s after %.2fs", server.path, time.monotonic() - t0)
 
     def on_term(signum, frame):

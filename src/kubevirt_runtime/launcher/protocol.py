@@ -30,7 +30,9 @@ Version 1, newline-delimited JSON (one object per line, UTF-8):
 
 Domain state: {"name", "uid", "status": "Missing"|"Running"|"Paused"|"Shutdown"|"Shutoff"|"Crashed"|
 "NoState", "reason", "final": bool, "outcome": "Succeeded"|"Failed"|null (set when final),
-"accel", "interfaces": [...], "guestOSInfo": {...}, "startedAt", "message"}.
+"accel", "interfaces": [...], "guestOSInfo": {...}, "startedAt", "message", "timeline": {stage: time}}
+(timeline: the startup stages this launcher saw, ContainersStarted ... FirstConsoleOutput, see
+kubevirt_runtime/api/timeline.py).
 """
 from __future__ import annotations
 

@@ -9,6 +9,7 @@
     virtctl [...] port-forward TYPE/NAME[/NAMESPACE] [tcp/]LOCAL[:REMOTE]... [--address A] [--stdio]
     virtctl [...] ssh [USER@]TYPE/NAME[/NAMESPACE] [-l USER] [-i KEY] [-p PORT] [-c COMMAND] [-t SSH-OPTION]...
     virtctl [...] ui [--address 127.0.0.1] [--port N] [--no-browser] [--prometheus NS/SVC:PORT]   (web console, as you)
+    virtctl [...] timeline VM                                     (the VMI's startup stages and their durations)
 
 `console` is interactive on a terminal (raw mode; Ctrl+] leaves). Without a terminal on stdin (or with
 --until/--send) it streams the console to stdout: stdin, if any, goes to the guest; it ends at --timeout
@@ -27,6 +28,7 @@ from kubevirt_runtime.client.subresources import ApiError, Subresources, connect
 
 from . import forward
 from . import ssh as ssh_mod
+from . import timeline as timeline_mod
 
 ESCAPE = b"\x1d"  # Ctrl+]
 
@@ -90,6 +92,8 @@ def parse_args(argv=None):
     sp.add_argument("--no-browser", action="store_true", help="do not open a browser, only print the address")
     sp.add_argument("--prometheus", default="monitoring/prometheus:9090",
                     help="NAMESPACE/SERVICE:PORT of Prometheus for the metrics (through the API server, as you)")
+    sp = sub.add_parser("timeline", parents=[common], help="print how a VM's instance started, stage by stage")
+    sp.add_argument("name", metavar="VM")
     sp = sub.add_parser("console", parents=[common], help="connect to the serial console of a VMI")
     sp.add_argument("name", metavar="VMI")
     sp.add_argument("--timeout", type=float, default=None,
@@ -141,6 +145,9 @@ def main(argv=None) -> int:
             from kubevirt_runtime.ui.server import serve_local
             return serve_local(api_client, args.address, args.port, open_browser=not args.no_browser,
                                namespace=namespace, prometheus=args.prometheus)
+        if args.command == "timeline":
+            print(timeline_mod.table(sub.get_vmi(namespace, args.name)), end="")
+            return 0
         return console(sub, namespace, args)
     except ApiError as exc:
         verb = args.command

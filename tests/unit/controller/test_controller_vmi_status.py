@@ -77,3 +77,26 @@ def test_no_change_is_stable():
     first, _ = desired_vmi_status(vmi(), pod(), NOW)
     again, events = desired_vmi_status({"metadata": {"name": "v"}, "status": first}, pod(), "2030-01-01T00:00:00Z")
     assert again == first and events == []
+
+
+def stages(status):
+    return {e["stage"]: e["time"] for e in status.get("startupTimeline", [])}
+
+
+def test_startup_stages_ride_along_with_the_phase_writes():
+    created = dict(vmi(), metadata={"name": "v", "uid": "u", "creationTimestamp": "2025-01-01T00:00:00Z"})
+    just_created = pod()
+    status, _ = desired_vmi_status(created, just_created, NOW, pod_created_at="2025-01-01T00:00:00.250Z")
+    assert stages(status) == {"VMICreated": "2025-01-01T00:00:00Z", "PodCreated": "2025-01-01T00:00:00.250Z"}
+    # binding alone changes nothing (no write of its own) ...
+    bound = pod(node="node01")
+    bound["status"]["conditions"].append({"type": "PodScheduled", "status": "True",
+                                          "lastTransitionTime": "2025-01-01T00:00:01Z"})
+    scheduling = dict(created, status=status)
+    assert desired_vmi_status(scheduling, bound, NOW)[0] == status
+    # ... the scheduler's time is recorded with Scheduled
+    bound["status"]["phase"] = "Running"
+    status, _ = desired_vmi_status(scheduling, bound, NOW)
+    assert status["phase"] == "Scheduled"
+    assert stages(status)["PodScheduled"] == "2025-01-01T00:00:01Z"
+    assert list(stages(status)) == ["VMICreated", "PodCreated", "PodScheduled"]

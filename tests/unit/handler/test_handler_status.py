@@ -107,3 +107,22 @@ def test_running_clears_a_sync_failure():
 def test_launcher_gone_uses_the_pods_end(pod_outcome, phase):
     st = desired_status(vmi("Running"), domain("Running"), launcher_gone=True, gone_outcome=pod_outcome, now=NOW)
     assert st["phase"] == phase
+
+
+def test_running_records_the_launcher_stages_and_its_own():
+    launcher = {"ContainersStarted": "2026-01-01T00:00:01.000Z", "DomainStarted": "2026-01-01T00:00:02.500Z"}
+    st = desired_status(vmi("Scheduled"), domain("Missing", timeline=launcher), now=NOW)
+    assert "startupTimeline" not in st  # nothing is written before the domain runs
+    st = desired_status(vmi("Scheduled"), domain("Running", timeline=launcher), now=NOW,
+                        stamp="2026-01-01T00:00:02.600Z")
+    assert [(e["stage"], e["time"]) for e in st["startupTimeline"]] == [
+        ("ContainersStarted", "2026-01-01T00:00:01.000Z"), ("DomainStarted", "2026-01-01T00:00:02.500Z"),
+        ("Running", "2026-01-01T00:00:02.600Z")]
+    # the first console output comes later: one more write, and Running keeps its first time
+    later = dict(launcher, FirstConsoleOutput="2026-01-01T00:00:03.000Z")
+    running = vmi("Running", conditions=st["conditions"], startupTimeline=st["startupTimeline"])
+    again = desired_status(running, domain("Running", timeline=later), now=NOW, stamp="2026-01-01T00:00:09.000Z")
+    assert [e["stage"] for e in again["startupTimeline"]][-2:] == ["Running", "FirstConsoleOutput"]
+    assert dict((e["stage"], e["time"]) for e in again["startupTimeline"])["Running"] == "2026-01-01T00:00:02.600Z"
+    assert status_patch(running, again)["status"] == {
+        "startupTimeline": again["startupTimeline"]}

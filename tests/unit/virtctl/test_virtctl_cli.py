@@ -121,3 +121,18 @@ def test_stream_fails_when_the_text_never_comes(capsys):
     ws = FakeWS([b"nothing here"])
     assert virtctl._stream(ws, stream_args("--until", "login ready", "--send", "x"), 1) == 1
     assert "did not appear" in capsys.readouterr().err
+
+
+def test_timeline_table_shows_each_stage_with_its_duration():
+    from kubevirt_runtime.virtctl.timeline import table
+    vmi = {"metadata": {"name": "v"}, "status": {"phase": "Running", "startupTimeline": [
+        {"stage": "VMICreated", "time": "2026-01-01T00:00:00Z"},
+        {"stage": "PodCreated", "time": "2026-01-01T00:00:00.250Z"},
+        {"stage": "Running", "time": "2026-01-01T00:00:02.750Z"}]}}
+    lines = table(vmi).splitlines()
+    assert lines[0].split() == ["STAGE", "TIME", "SINCE", "START", "DURATION"]
+    assert lines[2].split() == ["PodCreated", "2026-01-01T00:00:00.250Z", "0.250s", "0.250s"]
+    assert lines[3].split() == ["Running", "2026-01-01T00:00:02.750Z", "2.750s", "2.500s"]
+    assert "not recorded yet: PodScheduled" in lines[-1]
+    assert "no startup stages" in table({"metadata": {"name": "v"}, "status": {}})
+    assert virtctl.parse_args(["timeline", "vm1", "-n", "x"]).command == "timeline"
