@@ -5,6 +5,7 @@ from dataclasses import dataclass
 # emulation, page tables, I/O buffers) and our launcher process. Upstream computes ~170-250Mi for small
 # guests; a fixed figure is simpler to reason about and safe for the guests we run.
 LAUNCHER_MEMORY_OVERHEAD = "150Mi"
+# Added to a VMI's CPU limit only: requests follow upstream (launcher_pod.launcher_resources).
 LAUNCHER_CPU_OVERHEAD = "100m"
 # The pod gets this much longer than the guest to shut down, so the launcher can stop the domain
 # gracefully and still report back before the kubelet kills it.

@@ -24,6 +24,7 @@ Contract with virt-handler and virt-launcher (keep in sync with them; paths in a
 import hashlib
 import posixpath
 
+from ..api.cluster_config import ClusterConfig
 from ..api.constants import (
     API_VERSION,
     APP_LABEL,
@@ -79,15 +80,27 @@ def grace_period(vmi):
     return DEFAULT_GRACE_PERIOD_SECONDS if value is None else int(value)
 
 
-def launcher_resources(vmi):
-    """Pod requests/limits: the VMI's plus the launcher overhead."""
+def guest_vcpus(vmi) -> int:
+    cpu = (vmi["spec"].get("domain") or {}).get("cpu") or {}
+    return int(cpu.get("sockets") or 1) * int(cpu.get("cores") or 1) * int(cpu.get("threads") or 1)
+
+
+def launcher_resources(vmi, cluster=None):
+    """Pod requests/limits. CPU as upstream: the VMI's request if it makes one, else its vCPUs divided by the
+    KubeVirt CR's cpuAllocationRatio (100m per vCPU by default); a CPU limit gets the launcher's overhead on
+    top. Memory: the VMI's plus the launcher's overhead."""
+    cluster = cluster or ClusterConfig()
     domain = vmi["spec"].get("domain") or {}
     resources = domain.get("resources") or {}
     requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
     mem_overhead, cpu_overhead = memory_bytes(LAUNCHER_MEMORY_OVERHEAD), cpu_millis(LAUNCHER_CPU_OVERHEAD)
     guest = (domain.get("memory") or {}).get("guest")
     base_memory = requests.get("memory", guest)
-    out = {"requests": {"cpu": format_cpu(cpu_millis(requests.get("cpu", 0)) + cpu_overhead)}}
+    if "cpu" in requests:
+        cpu = cpu_millis(requests["cpu"])
+    else:
+        cpu = max(1, -(-guest_vcpus(vmi) * 1000 // cluster.cpu_allocation_ratio))
+    out = {"requests": {"cpu": format_cpu(cpu)}}
     if base_memory is not None:
         out["requests"]["memory"] = format_memory(memory_bytes(base_memory) + mem_overhead)
     if limits:
@@ -229,7 +242,8 @@ def _probe(vmi, probe):
     return out
 
 
-def render_launcher_pod(vmi, config=None):
+def render_launcher_pod(vmi, config=None, cluster=None):
+    """`config`: the controller's settings; `cluster`: the KubeVirt CR's configuration (api/cluster_config.py)."""
     config = config or ControllerConfig()
     meta, spec = vmi["metadata"], vmi["spec"]
     name, namespace, uid = meta["name"], meta["namespace"], meta["uid"]
@@ -251,7 +265,7 @@ def render_launcher_pod(vmi, config=None):
         "imagePullPolicy": config.launcher_pull_policy,
         "command": ["virt-launcher", "--name", name, "--namespace", namespace, "--uid", uid,
                     "--socket-dir", SOCKET_DIR, "--grace-period", str(grace)],
-        "resources": launcher_resources(vmi),
+        "resources": launcher_resources(vmi, cluster),
         "securityContext": {"privileged": True},
         "volumeMounts": pod_volumes.mounts,
     }

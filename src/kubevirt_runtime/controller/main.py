@@ -14,6 +14,7 @@ import socket
 import sys
 import threading
 
+from ..machinery.cluster_config import ClusterConfigSource
 from ..machinery.events import EventRecorder
 from ..machinery.health import HealthServer
 from ..machinery.informer import Informer, wait_for_cache_sync
@@ -67,7 +68,9 @@ class VirtController:
         self.pod_informer = Informer(pods, namespace, label_selector="kubevirt.io=virt-launcher",
                                      indexers=pod_indexers())
         self.recorder = EventRecorder(api_client, "virt-controller", socket.gethostname(), counters)
-        self.vmi_controller = VMIController(vmis, pods, self.vmi_informer, self.pod_informer, self.recorder, config)
+        self.cluster_config = ClusterConfigSource(api_client, config.namespace, counters)
+        self.vmi_controller = VMIController(vmis, pods, self.vmi_informer, self.pod_informer, self.recorder, config,
+                                            self.cluster_config)
         self.vm_controller = VMController(vms, vmis, self.vm_informer, self.vmi_informer, self.recorder,
                                           InstancetypeExpander(api_client, counters))
         replicasets, pools = (ResourceClient(api_client, resource, counters) for resource in (VMIRS, POOLS))
@@ -82,6 +85,7 @@ class VirtController:
         return [self.vm_informer, self.vmi_informer, self.pod_informer, self.replicaset_informer, self.pool_informer]
 
     def run(self, sync_timeout=None):
+        self.cluster_config.start()
         for informer in self.informers():
             informer.start()
         if not wait_for_cache_sync(self.informers(), sync_timeout):
@@ -95,6 +99,7 @@ class VirtController:
         log.info("virt-controller is reconciling")
 
     def stop(self):
+        self.cluster_config.stop()
         for informer in self.informers():
             informer.stop()
         for controller in (self.vm_controller, self.vmi_controller, self.replicaset_controller, self.pool_controller):

@@ -11,6 +11,7 @@ import time
 from ..api import default_vmi, timeline, validate_vmi
 from ..api.constants import CREATED_BY_LABEL, NODE_NAME_LABEL, VMI_FINALIZER, VMIPhase, vmi_is_final
 from ..api.status import now_iso, set_condition
+from ..machinery.cluster_config import StaticClusterConfig
 from ..machinery.events import NORMAL, WARNING
 from ..machinery.expectations import ControllerExpectations
 from ..machinery.logs import obj_fields
@@ -48,9 +49,12 @@ def _epoch(timestamp):
 class VMIController(Reconciler):
     name = "vmi-controller"
 
-    def __init__(self, vmi_client, pod_client, vmi_informer, pod_informer, recorder, config=None):
-        """`vmi_client` / `pod_client`: ResourceClients (or fakes with the same methods)."""
+    def __init__(self, vmi_client, pod_client, vmi_informer, pod_informer, recorder, config=None,
+                 cluster_config=None):
+        """`vmi_client` / `pod_client`: ResourceClients (or fakes with the same methods); `cluster_config`: where
+        the KubeVirt CR's configuration comes from (machinery/cluster_config.py; default: upstream's defaults)."""
         self.config = config or ControllerConfig()
+        self.cluster_config = cluster_config or StaticClusterConfig()
         self.vmis, self.pods = vmi_client, pod_client
         self.vmi_store, self.pod_store = vmi_informer.store, pod_informer.store
         self.recorder = recorder
@@ -148,7 +152,7 @@ class VMIController(Reconciler):
             self._write_status(vmi, status)
             self.recorder.event(vmi, WARNING, "FailedCreate", f"invalid VMI, no pod created: {message}")
             return None
-        pod = render_launcher_pod(defaulted, self.config)
+        pod = render_launcher_pod(defaulted, self.config, self.cluster_config.current())
         self.expectations.expect_creations(key, 1)
         try:
             created = self.pods.create(pod, vmi["metadata"]["namespace"])

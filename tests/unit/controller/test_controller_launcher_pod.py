@@ -52,10 +52,32 @@ def test_name_is_stable_per_uid():
 
 
 def test_resources_add_overhead():
-    assert launcher_resources(default_vmi(VMI)) == {"requests": {"cpu": "600m", "memory": "1174Mi"}}
+    assert launcher_resources(default_vmi(VMI)) == {"requests": {"cpu": "500m", "memory": "1174Mi"}}
     vmi = default_vmi(VMI)
     vmi["spec"]["domain"]["resources"]["limits"] = {"memory": "2Gi", "cpu": "2"}
     assert launcher_resources(vmi)["limits"] == {"memory": "2198Mi", "cpu": "2100m"}
+
+
+def test_cpu_request_follows_the_cpu_allocation_ratio():
+    from kubevirt_runtime.api.cluster_config import ClusterConfig
+    vmi = default_vmi(VMI)
+    del vmi["spec"]["domain"]["resources"]["requests"]["cpu"]
+    assert launcher_resources(vmi)["requests"]["cpu"] == "100m"  # upstream's default ratio 10
+    assert launcher_resources(vmi, ClusterConfig(cpu_allocation_ratio=50))["requests"]["cpu"] == "20m"
+    vmi["spec"]["domain"]["cpu"] = {"sockets": 1, "cores": 2, "threads": 2}
+    assert launcher_resources(vmi, ClusterConfig(cpu_allocation_ratio=3))["requests"]["cpu"] == "1334m"
+    pod = render_launcher_pod(vmi, cluster=ClusterConfig(cpu_allocation_ratio=100))
+    assert pod["spec"]["containers"][0]["resources"]["requests"]["cpu"] == "40m"
+
+
+def test_cluster_config_from_the_kubevirt_cr():
+    from kubevirt_runtime.api.cluster_config import ClusterConfig
+    assert ClusterConfig.from_kubevirt(None) == ClusterConfig(use_emulation=False, cpu_allocation_ratio=10)
+    kv = {"spec": {"configuration": {"developerConfiguration": {"useEmulation": True, "cpuAllocationRatio": 50}}}}
+    assert ClusterConfig.from_kubevirt(kv) == ClusterConfig(use_emulation=True, cpu_allocation_ratio=50)
+    for bad in (0, -1, "10", True, 2.5):
+        kv["spec"]["configuration"]["developerConfiguration"]["cpuAllocationRatio"] = bad
+        assert ClusterConfig.from_kubevirt(kv).cpu_allocation_ratio == 10
 
 
 def test_container_disks_need_no_shell_in_their_image():
