@@ -6,6 +6,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import yaml
+
 from tests.conftest import REPO
 
 CLUSTER_NAME = os.environ.get("CLUSTER_NAME", "kubevirt-ops")
@@ -106,3 +108,58 @@ def wait_for(what, probe, timeout, interval=2.0):
 def get(kind, name, namespace):
     out = kubectl("get", kind, name, "-n", namespace, "-o", "json", "--ignore-not-found")
     return json.loads(out) if out.strip() else None
+
+
+def virtctl(*args, timeout=120, input=None):
+    """Our virtctl through hack/virtctl.sh (this cluster's admin kubeconfig)."""
+    return subprocess.run([str(REPO / "hack" / "virtctl.sh"), *args], capture_output=True, text=True,
+                          timeout=timeout, input=input, stdin=None if input is not None else subprocess.DEVNULL)
+
+
+def ensure_kubevirt():
+    """KubeVirt deployed with virt-api serving (an earlier test module may have uninstalled it)."""
+    if not get("deployment", "virt-api", KUBEVIRT_NAMESPACE):
+        run_playbook("deploy", *DEPLOY_EXTRA)
+    kubectl("-n", KUBEVIRT_NAMESPACE, "rollout", "status", "deployment/virt-api", "--timeout=300s", timeout=320)
+    wait_for("APIService v1.subresources.kubevirt.io Available",
+             lambda: any(x["type"] == "Available" and x["status"] == "True"
+                         for x in (get("apiservice", "v1.subresources.kubevirt.io", "") or {})
+                         .get("status", {}).get("conditions", [])), 120)
+
+
+def demo_vm(name, namespace="default", memory="128Mi"):
+    """The demo VM's manifest under another name (same containerDisk and cloud-init)."""
+    vm = next(d for d in yaml.safe_load_all(DEMO_MANIFEST.read_text()) if d and d["kind"] == "VirtualMachine")
+    vm["metadata"] = {"name": name, "namespace": namespace, "labels": {"app": name}}
+    template = vm["spec"]["template"]
+    template["metadata"]["labels"] = {"app": name, "kubevirt.io/domain": name}
+    template["spec"]["domain"]["memory"]["guest"] = memory
+    template["spec"]["domain"]["resources"] = {"requests": {"memory": memory}}
+    return vm
+
+
+def apply(*objects):
+    kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objects))
+
+
+def supervised_pid(name):
+    """The pid of a control-plane daemon that kvo-supervise runs (it restarts it when it dies)."""
+    return int((STATE_DIR / "run" / f"{name}.child.pid").read_text().strip())
+
+
+CONTAINERD_SOCKET = Path("/run/kubevirt-ops") / CLUSTER_NAME / "containerd" / "containerd.sock"
+
+
+def container_pid(pod, container):
+    """The host pid of a running container of `pod` (from containerd), or None."""
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        if status["name"] != container or "running" not in (status.get("state") or {}):
+            continue
+        container_id = status.get("containerID", "").removeprefix("containerd://")
+        tasks = subprocess.run(["ctr", "-a", str(CONTAINERD_SOCKET), "-n", "k8s.io", "task", "ls"],
+                               capture_output=True, text=True, check=True).stdout
+        for line in tasks.splitlines()[1:]:
+            task, pid, state = line.split()[:3]
+            if task == container_id and state == "RUNNING":
+                return int(pid)
+    return None

@@ -6,7 +6,6 @@ import subprocess
 import pytest
 import yaml
 
-from tests.conftest import REPO
 from tests.e2e import cluster as c
 
 pytestmark = pytest.mark.e2e
@@ -17,13 +16,10 @@ NS = c.KUBEVIRT_NAMESPACE
 MANIFEST = c.DEMO_MANIFEST
 MARKER = c.DEMO_MARKER
 BOOT_TIMEOUT = c.BOOT_TIMEOUT
-DEPLOY_EXTRA = c.DEPLOY_EXTRA
 wait_for, get = c.wait_for, c.get
 
 
-def virtctl(*args, timeout=120):
-    return subprocess.run([str(REPO / "hack" / "virtctl.sh"), *args], capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+virtctl = c.virtctl
 
 
 def vmi():
@@ -43,13 +39,7 @@ def paused(obj):
 
 @pytest.fixture(scope="module")
 def virt_api(cluster):
-    if not get("deployment", "virt-api", NS):
-        c.run_playbook("deploy", *DEPLOY_EXTRA)
-    c.kubectl("-n", NS, "rollout", "status", "deployment/virt-api", "--timeout=300s", timeout=320)
-    wait_for("APIService v1.subresources.kubevirt.io Available",
-             lambda: any(x["type"] == "Available" and x["status"] == "True"
-                         for x in (get("apiservice", "v1.subresources.kubevirt.io", "") or {})
-                         .get("status", {}).get("conditions", [])), 120)
+    c.ensure_kubevirt()
 
 
 @pytest.fixture(scope="module")

@@ -320,8 +320,9 @@ class VMIHandler(Reconciler):
         if old_phase != new_phase:
             log.info("VMI %s: %s -> %s", key, old_phase, new_phase)
             reason = {"Running": "Started", "Succeeded": "Stopped", "Failed": "Failed"}.get(new_phase, new_phase)
+            why = f" ({new_status['reason']})" if new_status.get("reason") and new_phase == VMIPhase.FAILED else ""
             self._event(vmi, "Warning" if new_phase == VMIPhase.FAILED else "Normal", reason,
-                        f"VirtualMachineInstance {new_phase.lower()}.")
+                        f"VirtualMachineInstance {new_phase.lower()}{why}.")
 
     def _sync_failed(self, vmi, message):
         """Like upstream: the VMI stays Scheduled with Synchronized=False saying why; the key is retried

@@ -16,6 +16,8 @@ from kubevirt_runtime.api.constants import ConditionType, VMIPhase
 from kubevirt_runtime.api.status import get_condition, now_iso, remove_condition, set_condition, set_phase
 
 HANDLER_PHASES = (VMIPhase.SCHEDULED, VMIPhase.RUNNING)
+# Final reasons a launcher reports about its pod rather than its domain (kept as they are).
+LAUNCHER_REASONS = ("PodTerminated",)
 
 
 def desired_status(vmi: dict, domain: dict | None, launcher_gone: bool = False, now=None,
@@ -46,7 +48,8 @@ def desired_status(vmi: dict, domain: dict | None, launcher_gone: bool = False, 
         outcome = domain.get("outcome") or VMIPhase.FAILED
         set_phase(status, outcome, now)
         if outcome == VMIPhase.FAILED:
-            status["reason"] = f"Domain{domain.get('reason') or 'Failed'}"
+            reason = domain.get("reason") or "Failed"
+            status["reason"] = reason if reason in LAUNCHER_REASONS else f"Domain{reason}"
         _ended(status, now, f"the guest ended: {state}/{domain.get('reason')}")
         return status
     if state == "Missing":

@@ -20,6 +20,8 @@ from .podnet import pod_addresses
 
 log = logging.getLogger(__name__)
 
+# The final reason of a domain stopped because its pod was deleted (virt-handler reports it as is).
+POD_TERMINATED = "PodTerminated"
 _EVENT_STATUS = {
     libvirt.VIR_DOMAIN_EVENT_STARTED: "Running",
     libvirt.VIR_DOMAIN_EVENT_RESUMED: "Running",
@@ -152,6 +154,8 @@ class DomainManager:
         self.dom: libvirt.virDomain | None = None
         self.vmi: dict | None = None
         self.stop_requested = False
+        self.stop_commanded = False  # virt-handler asked for a shutdown
+        self.pod_terminated = False  # SIGTERM: the pod is being deleted
         self.shutdown_timer: threading.Timer | None = None
         self.status = {"status": "Missing", "reason": "", "final": False, "outcome": None}
         self.guest_info: dict = {}
@@ -272,7 +276,9 @@ class DomainManager:
         log.info("domain event %s detail %s -> %s", event, detail, status)
         if event == libvirt.VIR_DOMAIN_EVENT_STOPPED:
             reason = _STOPPED_REASON.get(detail, "Unknown")
-            if reason == "Shutdown" or (reason == "Destroyed" and self.stop_requested):
+            if self.pod_terminated and not self.stop_commanded:
+                outcome, reason = "Failed", POD_TERMINATED  # nobody asked virt-handler for this stop
+            elif reason == "Shutdown" or (reason == "Destroyed" and self.stop_requested):
                 outcome = "Succeeded"
             else:
                 outcome = "Failed"
@@ -350,6 +356,17 @@ class DomainManager:
         return self.dom
 
     def shutdown(self, grace: int | None = None) -> dict:
+        """virt-handler's request (the VMI is deleted or stopped): the guest's end is a success."""
+        self.stop_commanded = True
+        return self._shut_down(grace)
+
+    def terminate(self) -> dict:
+        """SIGTERM: the launcher pod is being deleted. Unless virt-handler also asks for the stop before
+        the guest has ended, the VMI fails with reason PodTerminated (as when upstream's pod goes away)."""
+        self.pod_terminated = True
+        return self._shut_down(None)
+
+    def _shut_down(self, grace: int | None) -> dict:
         grace = self.grace_period if grace is None else int(grace)
         with self.lock:
             first = not self.stop_requested

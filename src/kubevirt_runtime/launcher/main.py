@@ -148,8 +148,8 @@ def main(argv=None) -> int:
     log.info("serving %s after %.2fs", server.path, time.monotonic() - t0)
 
     def on_term(signum, frame):
-        log.info("signal %s: graceful shutdown", signum)
-        threading.Thread(target=manager.shutdown, daemon=True).start()
+        log.info("signal %s: the pod is being deleted, graceful shutdown", signum)
+        threading.Thread(target=manager.terminate, daemon=True).start()
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)

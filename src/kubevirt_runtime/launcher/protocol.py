@@ -32,7 +32,8 @@ Domain state: {"name", "uid", "status": "Missing"|"Running"|"Paused"|"Shutdown"|
 "NoState", "reason", "final": bool, "outcome": "Succeeded"|"Failed"|null (set when final),
 "accel", "interfaces": [...], "guestOSInfo": {...}, "startedAt", "message", "timeline": {stage: time}}
 (timeline: the startup stages this launcher saw, ContainersStarted ... FirstConsoleOutput, see
-kubevirt_runtime/api/timeline.py).
+kubevirt_runtime/api/timeline.py). A domain that ended because its pod was deleted (SIGTERM) without
+virt-handler asking for the stop is final with outcome "Failed" and reason "PodTerminated".
 """
 from __future__ import annotations
 

@@ -64,6 +64,12 @@ def test_failed_reason_and_ready_false():
     assert cond(failed, "Ready") == ("False", "GuestNotRunning")
 
 
+def test_a_deleted_pod_is_reported_as_such():
+    final = domain("Shutoff", "PodTerminated", True, "Failed")
+    st = desired_status(vmi("Running"), final, now=NOW)
+    assert st["phase"] == "Failed" and st["reason"] == "PodTerminated"
+
+
 def test_launcher_gone_while_running():
     st = desired_status(vmi("Running"), domain("Running"), launcher_gone=True, now=NOW)
     assert st["phase"] == "Failed" and st["reason"] == "LauncherGone"
