@@ -54,7 +54,8 @@ def user_kubeconfig(tmp_dir, user, groups=()):
 def as_user(kubeconfig, tool, *args, timeout=60):
     binary = str(c.KUBECTL) if tool == "kubectl" else str(REPO / ".venv" / "bin" / "virtctl")
     return subprocess.run([binary, *args], capture_output=True, text=True, timeout=timeout,
-                          env={"KUBECONFIG": str(kubeconfig), "PATH": "/usr/bin:/bin", "HOME": str(kubeconfig.parent)}, stdin=subprocess.DEVNULL)
+                          env={"KUBECONFIG": str(kubeconfig), "PATH": "/usr/bin:/bin", "HOME": str(kubeconfig.parent)},
+                          stdin=subprocess.DEVNULL)
 
 
 def refused(result):
