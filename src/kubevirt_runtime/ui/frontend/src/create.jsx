@@ -28,12 +28,15 @@ export function CreateVM({ config }) {
       .then((list) => setInstancetypes((list.items || []).map((i) => i.metadata.name)))
       .catch(() => setInstancetypes([])); // the API has no instancetypes (yet)
   }, []);
-  const set = (key) => (e) => setForm({ ...form, [key]: e.currentTarget.value });
+  const set = (key) => (e) => {
+    setForm({ ...form, [key]: e.currentTarget.value });
+    if (errors[key]) setErrors({ ...errors, [key]: undefined }); // re-checked on the next submit
+  };
   const describedBy = (id, help) => [help ? `${id}-help` : "", errors[id] ? `${id}-error` : ""].join(" ").trim() || undefined;
 
   async function submit(event) {
     event.preventDefault();
-    const found = validate(form);
+    const found = Object.fromEntries(Object.entries(validate(form)).filter(([, v]) => v));
     setErrors(found);
     setFailure(null);
     if (Object.keys(found).length) {
