@@ -114,3 +114,24 @@ def test_local_listener_forwards_through_a_websocket_per_connection():
             conn.sendall(text)
             assert conn.recv(100) == text.upper()
     assert len(opened) == 2
+
+
+def test_stdio_forward_copies_stdin_to_the_guest_and_the_guest_to_stdout(monkeypatch):
+    """What ssh's ProxyCommand runs: stdin -> WebSocket -> guest, guest -> stdout, until stdin ends."""
+    import io
+    import os
+    import types
+    read_fd, write_fd = os.pipe()
+    os.write(write_fd, b"ssh-2.0-client\n")
+    os.close(write_fd)  # ssh closed its end: the forward ends once the guest's answer is out
+    out = io.BytesIO()
+    monkeypatch.setattr(forward.sys, "stdin", types.SimpleNamespace(fileno=lambda: read_fd))
+    monkeypatch.setattr(forward.sys, "stdout", types.SimpleNamespace(buffer=out))
+    ws = FakeWS()
+    opened = []
+    assert forward.port_forward(lambda port, proto: opened.append((port, proto)) or ws,
+                                [("tcp", 0, 22)], "127.0.0.1", stdio=True) == 0
+    assert opened == [(22, "tcp")] and out.getvalue() == b"SSH-2.0-CLIENT\n"
+    os.close(read_fd)
+    with pytest.raises(forward.UsageError, match="exactly one port"):
+        forward.port_forward(lambda *a: ws, [("tcp", 1, 1), ("tcp", 2, 2)], "127.0.0.1", stdio=True)
