@@ -20,7 +20,8 @@ import xml.etree.ElementTree as ET
 from hypothesis import strategies as st
 
 from kubevirt_runtime.api import upstream
-from kubevirt_runtime.launcher.converter import ConverterContext, DiskSource, convert
+from kubevirt_runtime.api.network import interface_mac, pod_interface
+from kubevirt_runtime.launcher.converter import ConverterContext, DiskSource, TapInterface, convert
 
 MAX_DEPTH = 4
 HUGE_INTS = [0, -1, 2**31, 2**31 - 1, 2**32, 2**53, 2**63 - 1, -2**63, 2**64, 10**30]
@@ -276,7 +277,12 @@ def converter_context(vmi: dict) -> ConverterContext:
         read_only = generated or bool((volume.get("persistentVolumeClaim") or {}).get("readOnly"))
         disks[volume["name"]] = DiskSource(f"/var/run/kubevirt-private/disks/{volume['name']}", "raw",
                                            readonly=read_only, direct_io=True)
-    return ConverterContext(disks=disks, kernel_path="/var/run/kubevirt/container-disks/kernel-boot/vmlinuz",
+    interfaces = {}
+    found = pod_interface(vmi)
+    if found:  # virt-handler's tap in the pod (handler/network)
+        interfaces[found[1]["name"]] = TapInterface("tap0", interface_mac(vmi, found[1]), 1500)
+    return ConverterContext(disks=disks, interfaces=interfaces,
+                            kernel_path="/var/run/kubevirt/container-disks/kernel-boot/vmlinuz",
                             initrd_path="/var/run/kubevirt/container-disks/kernel-boot/initrd",
                             nvram_path="/var/run/kubevirt-private/nvram/VARS.fd")
 

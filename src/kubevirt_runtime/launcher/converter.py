@@ -9,10 +9,10 @@ Choices, in upstream KubeVirt's spirit:
 - domain name `<namespace>_<name>`, the VMI uid in <metadata>, user aliases `ua-<name>` on devices;
 - machine q35 unless the VMI says otherwise; BIOS unless firmware.bootloader.efi; kernelBoot puts
   <kernel>/<initrd>/<cmdline> into <os>;
-- pod network + masquerade: QEMU's user-mode network stack (slirp) with the guest at 10.0.2.2 behind
-  10.0.2.1 (upstream's masquerade addresses), and the declared ports forwarded from the pod;
-  it needs no privileges and no iptables in the pod. A bridge binding (upstream's default interface)
-  is carried by the same stack until the pod network is bridged into the guest;
+- the pod-network interface (masquerade or bridge binding) is libvirt's <interface type='ethernet'> on the
+  tap device virt-handler made in the pod (managed='no': libvirt only opens it, so the launcher needs no
+  CAP_NET_ADMIN); the NAT, the bridge and the guest's DHCP are not in the XML (see handler/network and
+  launcher/network.py);
 - disks: cache "none" where the launcher found direct I/O to work on the disk's storage (upstream's
   choice), else "writethrough";
 - features (acpi, apic, smm, hyperv), clock and timers, virtio-rng and an swtpm-emulated TPM 2.0 map to
@@ -22,33 +22,22 @@ Choices, in upstream KubeVirt's spirit:
 """
 from __future__ import annotations
 
-import hashlib
-import ipaddress
 import uuid as uuidlib
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
+from kubevirt_runtime.api.network import NetworkSpecError, binding, pod_interface
 from kubevirt_runtime.api.quantity import memory_bytes
 
 KUBEVIRT_NS = "http://kubevirt.io"
-QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
 
 DEFAULT_MACHINE = "q35"
 DEFAULT_EMULATOR = "/usr/bin/qemu-system-x86_64"
-MASQUERADE_CIDR = "10.0.2.0/24"  # upstream's default vmNetworkCIDR
 SERIAL_ALIAS = "serial0"
 
 _BUS_PREFIX = {"virtio": "vd", "sata": "sd", "scsi": "sd", "usb": "sd"}
 READONLY_UNSUPPORTED_BUSES = ("sata",)  # libvirt refuses read-only IDE/SATA hard disks
-_NIC_MODELS = {
-    "virtio": "virtio-net-pci",
-    "e1000": "e1000",
-    "e1000e": "e1000e",
-    "igb": "igb",
-    "ne2k_pci": "ne2k_pci",
-    "pcnet": "pcnet",
-    "rtl8139": "rtl8139",
-}
+NIC_MODELS = ("virtio", "e1000", "e1000e", "igb", "ne2k_pci", "pcnet", "rtl8139")  # libvirt's model names
 
 
 class ConversionError(ValueError):
@@ -67,12 +56,22 @@ class DiskSource:
 
 
 @dataclass(frozen=True)
+class TapInterface:
+    """A pod-network interface as the launcher found it wired: the tap device, the guest's MAC, the MTU."""
+
+    tap: str
+    mac: str
+    mtu: int | None = None
+
+
+@dataclass(frozen=True)
 class ConverterContext:
     """Everything node- or pod-specific the XML depends on."""
 
     accel: str = "tcg"  # "kvm" | "tcg"
     emulator: str = DEFAULT_EMULATOR
     disks: dict = field(default_factory=dict)  # volume name -> DiskSource
+    interfaces: dict = field(default_factory=dict)  # interface name -> TapInterface
     serial_socket: str = "/var/run/kubevirt-private/virt-serial0"
     serial_log: str | None = None
     vnc_socket: str = "/var/run/kubevirt-private/virt-vnc"
@@ -115,27 +114,6 @@ def domain_uuid(vmi: dict) -> str:
         return str(uuidlib.UUID(firmware["uuid"]))
     meta = vmi.get("metadata", {})
     return str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"kubevirt.io/{meta.get('namespace')}/{meta.get('name')}"))
-
-
-def interface_mac(vmi: dict, iface: dict) -> str:
-    """The interface's macAddress, else a stable locally administered one derived from the VMI uid."""
-    if iface.get("macAddress"):
-        return iface["macAddress"].replace("-", ":").lower()
-    seed = f"{vmi.get('metadata', {}).get('uid', '')}/{iface.get('name')}".encode()
-    digest = hashlib.sha256(seed).digest()
-    return "02:" + ":".join(f"{b:02x}" for b in digest[:5])
-
-
-def masquerade_addresses(network: dict | None) -> tuple[str, str, str]:
-    """(network CIDR, gateway, guest address) of a pod network with masquerade."""
-    cidr = ((network or {}).get("pod") or {}).get("vmNetworkCIDR") or MASQUERADE_CIDR
-    try:
-        net = ipaddress.IPv4Network(cidr, strict=True)
-    except ValueError as exc:
-        raise ConversionError(f"spec.networks.pod.vmNetworkCIDR: {exc}") from None
-    if net.num_addresses < 4:
-        raise ConversionError(f"spec.networks.pod.vmNetworkCIDR: {cidr} is too small")
-    return str(net), str(net.network_address + 1), str(net.network_address + 2)
 
 
 def _sub(parent, tag, text=None, **attrs):
@@ -403,54 +381,38 @@ def _drive_letters(index: int) -> str:
     return letters
 
 
-def forwarded_ports(vmi: dict, iface: dict) -> list[tuple[str, int]]:
-    """(protocol, port) pairs the pod forwards to the guest: the interface's declared ports, or, with none
-    declared (upstream then forwards every port), the ports of the VMI's readiness and liveness probes."""
-    declared = iface.get("ports") or []
-    if declared:
-        return [((p.get("protocol") or "TCP").lower(), int(p["port"])) for p in declared]
-    ports = []
-    for key in ("readinessProbe", "livenessProbe"):
-        probe = vmi["spec"].get(key) or {}
-        for handler in ("httpGet", "tcpSocket"):
-            port = (probe.get(handler) or {}).get("port")
-            if isinstance(port, int) and ("tcp", port) not in ports:
-                ports.append(("tcp", port))
-    return ports
-
-
-def _interfaces(devices_el, qemu_args, vmi):
-    spec = vmi["spec"]
-    networks = {n.get("name"): n for n in spec.get("networks") or []}
-    for i, iface in enumerate(spec["domain"].get("devices", {}).get("interfaces") or []):
-        path = f"spec.domain.devices.interfaces[{i}]"
-        name = iface.get("name")
-        network = networks.get(name)
-        if network is None:
-            raise ConversionError(f"{path}.name: no network named {name!r}")
-        if network.get("pod") is None:
-            raise ConversionError(f"spec.networks[{name}]: only the pod network is supported")
-        bindings = [b for b in ("masquerade", "bridge", "sriov", "slirp", "passt", "binding")
-                    if iface.get(b) is not None]
-        if bindings not in (["masquerade"], ["bridge"]):
-            raise ConversionError(f"{path}: only the masquerade and bridge bindings are supported "
-                                  f"(got {bindings or 'none'})")
-        model = iface.get("model") or "virtio"
-        if model not in _NIC_MODELS:
-            raise ConversionError(f"{path}.model: unsupported model {model!r}")
-        cidr, gateway, guest = masquerade_addresses(network)
-        netdev = f"ua-{name}"
-        opts = [f"user,id={netdev}", f"net={cidr}", f"host={gateway}", f"dhcpstart={guest}",
-                f"hostname={vmi.get('metadata', {}).get('name', 'vmi')}"]
-        for proto, number in forwarded_ports(vmi, iface):
-            opts.append(f"hostfwd={proto}::{number}-{guest}:{number}")
-        device = [_NIC_MODELS[model], f"netdev={netdev}", f"mac={interface_mac(vmi, iface)}", f"id={netdev}-nic"]
-        if iface.get("bootOrder") is not None:
-            device.append(f"bootindex={int(iface['bootOrder'])}")
-        else:
-            device.append("romfile=")  # no iPXE ROM: nothing boots from it, and it saves memory
-        device.append(f"addr={0x10 + i:#x}")  # a fixed slot on the root bus, clear of libvirt's
-        qemu_args += ["-netdev", ",".join(opts), "-device", ",".join(device)]
+def _interfaces(devices_el, vmi, ctx):
+    found = pod_interface(vmi)
+    interfaces = vmi["spec"]["domain"].get("devices", {}).get("interfaces") or []
+    for i in range(len(interfaces)):
+        if found is None or i != found[0]:
+            raise ConversionError(f"spec.domain.devices.interfaces[{i}]: only one interface, on the pod network, "
+                                  "is supported")
+    if found is None:
+        return
+    i, iface, _ = found
+    path = f"spec.domain.devices.interfaces[{i}]"
+    try:
+        binding(iface, path)
+    except NetworkSpecError as exc:
+        raise ConversionError(str(exc)) from None
+    model = iface.get("model") or "virtio"
+    if model not in NIC_MODELS:
+        raise ConversionError(f"{path}.model: unsupported model {model!r}")
+    tap = ctx.interfaces.get(iface["name"])
+    if tap is None:
+        raise ConversionError(f"{path}: the pod network was not prepared (virt-handler wires it before the start)")
+    iface_el = _sub(devices_el, "interface", type="ethernet")
+    _sub(iface_el, "mac", address=tap.mac)
+    _sub(iface_el, "target", dev=tap.tap, managed="no")
+    _sub(iface_el, "model", type=model)
+    if tap.mtu:
+        _sub(iface_el, "mtu", size=tap.mtu)
+    if iface.get("bootOrder") is not None:
+        _sub(iface_el, "boot", order=int(iface["bootOrder"]))
+    else:
+        _sub(iface_el, "rom", enabled="no")  # no iPXE ROM: nothing boots from it, and it saves memory
+    _sub(iface_el, "alias", name=f"ua-{iface['name']}")
 
 
 def convert(vmi: dict, ctx: ConverterContext) -> str:
@@ -467,7 +429,6 @@ def convert(vmi: dict, ctx: ConverterContext) -> str:
     boot_ordered = any(d.get("bootOrder") is not None for d in devices.get("disks") or []) or \
         any(i.get("bootOrder") is not None for i in devices.get("interfaces") or [])
 
-    ET.register_namespace("qemu", QEMU_NS)
     dom = ET.Element("domain", type="kvm" if ctx.accel == "kvm" else "qemu")
     _sub(dom, "name", domain_name(meta["namespace"], meta["name"]))
     uuid = domain_uuid(vmi)
@@ -491,6 +452,7 @@ def convert(vmi: dict, ctx: ConverterContext) -> str:
     devices_el = _sub(dom, "devices")
     _sub(devices_el, "emulator", ctx.emulator)
     usb = _disks(devices_el, vmi, ctx)
+    _interfaces(devices_el, vmi, ctx)
     # no USB controller unless a USB disk needs one: nothing else uses it, and it costs memory
     _sub(devices_el, "controller", type="usb", index=0, model="qemu-xhci" if usb else "none")
     if devices.get("autoattachSerialConsole", True) is not False:
@@ -510,11 +472,5 @@ def convert(vmi: dict, ctx: ConverterContext) -> str:
     balloon = ctx.memballoon and devices.get("autoattachMemBalloon") is not False
     _sub(devices_el, "memballoon", model="virtio" if balloon else "none")
     _rng_and_tpm(devices_el, devices)
-    qemu_args: list[str] = []
-    _interfaces(devices_el, qemu_args, vmi)
-    if qemu_args:
-        cmdline = ET.SubElement(dom, f"{{{QEMU_NS}}}commandline")
-        for arg in qemu_args:
-            ET.SubElement(cmdline, f"{{{QEMU_NS}}}arg", value=arg)
     ET.indent(dom)
     return ET.tostring(dom, encoding="unicode")

@@ -12,10 +12,11 @@ from pathlib import Path
 import libvirt
 
 from kubevirt_runtime.api import timeline
+from kubevirt_runtime.api.network import interface_mac
 
 from . import accel as accel_mod
-from . import disks, guest_agent, guest_ports
-from .converter import ConverterContext, convert, domain_name, graphics_enabled, interface_mac
+from . import disks, guest_agent, guest_ports, network
+from .converter import ConverterContext, convert, domain_name, graphics_enabled
 from .podnet import pod_addresses
 
 log = logging.getLogger(__name__)
@@ -160,6 +161,8 @@ class DomainManager:
         self.status = {"status": "Missing", "reason": "", "final": False, "outcome": None}
         self.guest_info: dict = {}
         self.agent_connected = False
+        self.taps: dict = {}  # interface name -> converter.TapInterface, once synced
+        self.dhcp = None  # the guest's DHCP server (launcher/network.py), started with the domain
         self.started_at: float | None = None
         self.acpi = True
         self.message = ""
@@ -221,7 +224,9 @@ class DomainManager:
         addresses = pod_addresses()  # masquerade: the guest is reached at the pod's addresses
         out = []
         for iface in self.vmi["spec"]["domain"].get("devices", {}).get("interfaces") or []:
-            entry = {"name": iface["name"], "mac": interface_mac(self.vmi, iface), "infoSource": "domain",
+            tap = self.taps.get(iface["name"])
+            entry = {"name": iface["name"], "mac": tap.mac if tap else interface_mac(self.vmi, iface),
+                     "infoSource": "domain",
                      "podInterfaceName": "eth0", "queueCount": 1}
             if addresses:
                 entry.update(ipAddress=addresses[0], ipAddresses=addresses)
@@ -324,15 +329,19 @@ class DomainManager:
             accel = self.accel(options or {})
             volumes = disks.prepare_volumes(vmi, self.private_dir, self.container_disk_dir)
             kernel, initrd = disks.kernel_boot_paths(vmi, self.container_disk_dir)
+            net_config = (options or {}).get("network")
+            taps = network.attachments(vmi, net_config)
             ctx = ConverterContext(
-                accel=accel, disks=volumes, serial_socket=str(self.private_dir / "virt-serial0"),
+                accel=accel, disks=volumes, interfaces=taps, serial_socket=str(self.private_dir / "virt-serial0"),
                 serial_log=str(self.private_dir / "virt-serial0.log"), vnc_socket=str(self.vnc_socket),
                 tb_cache_mib=self.tb_cache_mib,
                 nvram_path=disks.nvram_path(self.private_dir), kernel_path=kernel, initrd_path=initrd)
             xml = convert(vmi, ctx)
             (self.private_dir / "domain.xml").write_text(xml)
             self.stage("DomainDefined", publish=False)
-            self.vmi = vmi
+            if self.dhcp is None:  # before the guest starts: it asks for its address at once
+                self.dhcp = network.start_dhcp(vmi, net_config)
+            self.vmi, self.taps = vmi, taps
             self.acpi = ((vmi["spec"]["domain"].get("features") or {}).get("acpi") or {}).get("enabled", True) \
                 is not False
             self.started_at = time.time()
@@ -477,4 +486,5 @@ class DomainManager:
         return sock
 
     def open_guest_port(self, port: int, protocol: str = "tcp") -> socket.socket:
-        return guest_ports.connect(self._domain(), self.vmi or {}, port, protocol)
+        self._domain()
+        return guest_ports.connect(self.vmi or {}, port, protocol)

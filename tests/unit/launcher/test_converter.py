@@ -1,18 +1,19 @@
 """VMI -> domain XML: table-driven checks of each part of the conversion."""
 import copy
+import dataclasses
 import xml.etree.ElementTree as ET
 
 import pytest
 
 from kubevirt_runtime.api.defaults import default_vmi
+from kubevirt_runtime.api.network import interface_mac, pod_interface
 from kubevirt_runtime.launcher.converter import (
     KUBEVIRT_NS,
-    QEMU_NS,
     ConversionError,
     ConverterContext,
     DiskSource,
+    TapInterface,
     convert,
-    interface_mac,
 )
 
 
@@ -40,12 +41,17 @@ def with_domain(obj, **domain):
 CTX = ConverterContext()
 
 
+def wired(ctx, obj):
+    """`ctx` with the tap the launcher found for the VMI's pod-network interface (unless it names one)."""
+    found = pod_interface(obj)
+    if ctx.interfaces or found is None:
+        return ctx
+    iface = found[1]
+    return dataclasses.replace(ctx, interfaces={iface["name"]: TapInterface("tap0", interface_mac(obj, iface), 1500)})
+
+
 def xml(obj, ctx=CTX):
-    return ET.fromstring(convert(obj, ctx))
-
-
-def qemu_args(root):
-    return [a.get("value") for a in root.findall(f"{{{QEMU_NS}}}commandline/{{{QEMU_NS}}}arg")]
+    return ET.fromstring(convert(obj, wired(ctx, obj)))
 
 
 # ------------------------------------------------------------------ identity, memory, cpu
@@ -270,28 +276,34 @@ def test_unprepared_volume():
 
 # ------------------------------------------------------------------ network
 
-def test_default_pod_network_masquerade():
-    args = qemu_args(xml(vmi()))
-    assert args[0] == "-netdev"
-    netdev = args[1].split(",")
-    assert netdev[:2] == ["user", "id=ua-default"]
-    assert "net=10.0.2.0/24" in netdev and "host=10.0.2.1" in netdev and "dhcpstart=10.0.2.2" in netdev
-    assert not any(o.startswith("hostfwd") for o in netdev)
-    device = args[3].split(",")
-    assert device[0] == "virtio-net-pci" and "netdev=ua-default" in device
-    assert f"mac={interface_mac(vmi(), {'name': 'default'})}" in device
+def test_pod_network_is_the_tap_virt_handler_made():
+    root = xml(vmi())
+    iface = root.find("devices/interface")
+    assert iface.get("type") == "ethernet"
+    assert iface.find("target").attrib == {"dev": "tap0", "managed": "no"}  # libvirt only opens it
+    assert iface.find("mac").get("address") == interface_mac(vmi(), {"name": "default"})
+    assert iface.find("model").get("type") == "virtio"
+    assert iface.find("mtu").get("size") == "1500"
+    assert iface.find("rom").get("enabled") == "no" and iface.find("boot") is None
+    assert iface.find("alias").get("name") == "ua-default"
+    assert root.find("{http://libvirt.org/schemas/domain/qemu/1.0}commandline") is None
 
 
-def test_masquerade_forwards_declared_ports():
+def test_interface_model_mac_and_boot_order():
     obj = vmi(domain={"resources": {"requests": {"memory": "64Mi"}}, "devices": {"interfaces": [
         {"name": "default", "masquerade": {}, "model": "e1000", "macAddress": "DE:AD:00:00:BE:AF",
-         "ports": [{"port": 80}, {"port": 53, "protocol": "UDP"}], "bootOrder": 3}]}},
+         "ports": [{"port": 80}], "bootOrder": 3}]}},
         networks=[{"name": "default", "pod": {"vmNetworkCIDR": "10.11.12.0/24"}}])
-    args = qemu_args(xml(obj))
-    netdev, device = args[1].split(","), args[3].split(",")
-    assert "hostfwd=tcp::80-10.11.12.2:80" in netdev and "hostfwd=udp::53-10.11.12.2:53" in netdev
-    assert "host=10.11.12.1" in netdev
-    assert device[0] == "e1000" and "mac=de:ad:00:00:be:af" in device and "bootindex=3" in device
+    iface = xml(obj).find("devices/interface")
+    assert iface.find("model").get("type") == "e1000"
+    assert iface.find("mac").get("address") == "de:ad:00:00:be:af"
+    assert iface.find("boot").get("order") == "3" and iface.find("rom") is None
+
+
+def test_the_mac_the_launcher_found_wins():
+    ctx = ConverterContext(interfaces={"default": TapInterface("tap0", "0a:58:0a:f4:00:07", 9000)})
+    iface = xml(vmi(), ctx).find("devices/interface")
+    assert iface.find("mac").get("address") == "0a:58:0a:f4:00:07" and iface.find("mtu").get("size") == "9000"
 
 
 def test_mac_is_stable_and_local():
@@ -303,21 +315,25 @@ def test_mac_is_stable_and_local():
 @pytest.mark.parametrize("iface,networks,match", [
     ({"name": "default", "sriov": {}}, [{"name": "default", "pod": {}}], "masquerade and bridge"),
     ({"name": "default", "masquerade": {}}, [{"name": "default", "multus": {"networkName": "x"}}], "pod network"),
-    ({"name": "other", "masquerade": {}}, [{"name": "default", "pod": {}}], "no network"),
-    ({"name": "default", "masquerade": {}}, [{"name": "default", "pod": {"vmNetworkCIDR": "10.0.0.0/31"}}],
-     "too small"),
+    ({"name": "other", "masquerade": {}}, [{"name": "default", "pod": {}}], "pod network"),
+    ({"name": "default", "masquerade": {}, "model": "vmxnet3"}, [{"name": "default", "pod": {}}], "unsupported model"),
 ])
 def test_network_errors(iface, networks, match):
     obj = vmi(domain={"resources": {"requests": {"memory": "64Mi"}}, "devices": {"interfaces": [iface]}},
               networks=networks)
     with pytest.raises(ConversionError, match=match):
-        convert(obj, CTX)
+        convert(obj, wired(CTX, obj))
+
+
+def test_an_unwired_pod_network_is_refused():
+    with pytest.raises(ConversionError, match=r"interfaces\[0\]: the pod network was not prepared"):
+        convert(vmi(), CTX)
 
 
 def test_no_interfaces_no_network():
     obj = vmi(networks=[])
     obj["spec"]["domain"]["devices"]["interfaces"] = []
-    assert qemu_args(xml(obj)) == []
+    assert xml(obj).find("devices/interface") is None
 
 
 # ------------------------------------------------------------------ console and other devices
@@ -352,21 +368,14 @@ def test_no_usb_controller():
 def test_pure():
     obj = disks_vmi()
     before = copy.deepcopy(obj)
-    assert convert(obj, DISK_CTX) == convert(obj, DISK_CTX)
+    assert convert(obj, wired(DISK_CTX, obj)) == convert(obj, wired(DISK_CTX, obj))
     assert obj == before
 
 
-def test_default_interface_is_bridge_carried_by_the_user_mode_stack():
+def test_default_interface_is_bridge_on_the_pod_network():
     obj = vmi()
     assert obj["spec"]["domain"]["devices"]["interfaces"] == [{"name": "default", "bridge": {}, "model": "virtio"}]
-    netdev = qemu_args(xml(obj))[1].split(",")
-    assert netdev[:2] == ["user", "id=ua-default"] and "dhcpstart=10.0.2.2" in netdev
-
-
-def test_probe_ports_are_forwarded_when_no_port_is_declared():
-    obj = vmi(readinessProbe={"tcpSocket": {"port": 22}}, livenessProbe={"httpGet": {"port": 80}})
-    netdev = qemu_args(xml(obj))[1].split(",")
-    assert "hostfwd=tcp::22-10.0.2.2:22" in netdev and "hostfwd=tcp::80-10.0.2.2:80" in netdev
+    assert xml(obj).find("devices/interface/target").get("dev") == "tap0"
 
 
 def test_usb_disk_gets_a_usb_controller():
