@@ -83,7 +83,7 @@ def run_one(guest, tb_mib, memory):
         client = LauncherClient(launcher.socket)
         vmi = guest_mod.vmi("bench", guest, uid=uid, memory=memory)
         t1 = time.monotonic()
-        client.sync(vmi)
+        launcher.sync(vmi)  # wires the pod network as virt-handler does, then syncs
         t_running = time.monotonic() - t1
         console = open_console(launcher.socket, history=True)
         guest_mod.read_until(console, guest_mod.MARKER.encode(), 180)

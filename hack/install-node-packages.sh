@@ -2,8 +2,9 @@
 # Installs what virt-launcher / virt-handler need on this host (for tests and benchmarks):
 # libvirtd with the QEMU driver (Debian 12 has no modular virtqemud; virtlogd is not needed),
 # QEMU for x86 including its TCG accelerator module, qemu-img, an ISO writer for cloud-init
-# NoCloud disks and OVMF for EFI guests. The test guest's kernel and busybox are downloaded and
-# unpacked by tests/integration/guest.py (apt-get download + dpkg-deb), never installed.
+# NoCloud disks, OVMF for EFI guests, and what virt-handler wires pod networks with (iproute2, nftables).
+# The test guest's kernel and busybox are downloaded and unpacked by tests/integration/guest.py
+# (apt-get download + dpkg-deb), never installed.
 # Idempotent: installs only what is missing, runs apt-get update only if it has to install.
 set -euo pipefail
 
@@ -17,6 +18,8 @@ pkgs=(
   swtpm                        # devices.tpm: libvirt runs swtpm for the emulated TPM 2.0
   swtpm-tools                  # swtpm_setup, which libvirt calls to create the TPM's state
   ovmf                         # EFI firmware for firmware.bootloader.efi
+  iproute2                     # ip: virt-handler's links, addresses and routes in a pod's namespace
+  nftables                     # nft: the masquerade binding's NAT
 )
 
 missing=()

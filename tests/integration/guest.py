@@ -25,7 +25,7 @@ CACHE = Path(os.environ.get("KUBEVIRT_OPS_CACHE", Path.home() / ".cache" / "kube
 # virtio-net, virtio-blk and virtio-rng are modules in Debian's kernel; loaded in this order by /init
 MODULES = ["virtio_ring", "virtio", "virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio_pci",
            "failover", "net_failover", "virtio_net", "virtio_blk", "virtio-rng"]
-LAYOUT = "5"  # bump when the initramfs changes
+LAYOUT = "6"  # bump when the initramfs changes
 KERNEL_ARGS = "console=ttyS0 panic=-1 quiet loglevel=3 mitigations=off tsc=unstable"
 
 INIT = f"""#!/bin/busybox sh
@@ -36,8 +36,10 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev 2>/dev/null
 for m in {' '.join(MODULES)}; do [ -e /lib/modules/$m.ko ] && insmod /lib/modules/$m.ko 2>/dev/null; done
 ip link set lo up 2>/dev/null
-if [ -e /sys/class/net/eth0 ]; then  # masquerade addresses, as DHCP would hand them out
-  ip link set eth0 up; ip addr add 10.0.2.2/24 dev eth0; ip route add default via 10.0.2.1
+if [ -e /sys/class/net/eth0 ]; then  # DHCP from the launcher (pod network); masquerade's address without one
+  ip link set eth0 up
+  udhcpc -i eth0 -n -q -t 5 -T 1 -s /etc/udhcpc.script >/dev/null 2>&1 || {{
+    ip addr add 10.0.2.2/24 dev eth0; ip route add default via 10.0.2.1; }}
 fi
 echo "{MARKER} $(cat /proc/uptime)"
 for arg in $(cat /proc/cmdline); do
@@ -47,6 +49,17 @@ for arg in $(cat /proc/cmdline); do
   esac
 done
 while true; do setsid cttyhack sh; done
+"""
+
+
+UDHCPC_SCRIPT = """#!/bin/sh
+case "$1" in
+  bound|renew)
+    [ -n "$mtu" ] && ip link set dev "$interface" mtu "$mtu"
+    ip -4 addr flush dev "$interface"; ip addr add "$ip/$mask" dev "$interface"
+    [ -n "$router" ] && ip route replace default via "${router%% *}" dev "$interface"
+    : >/etc/resolv.conf; for d in $dns; do echo "nameserver $d" >>/etc/resolv.conf; done ;;
+esac
 """
 
 
@@ -134,6 +147,8 @@ def build(cache: Path = CACHE) -> dict:
             entries += [("dev/console", 0o020600, b"", 5, 1),
                         ("bin/busybox", 0o100755, busybox, 0, 0),
                         ("bin/sh", 0o120777, b"busybox", 0, 0),
+                        ("etc", 0o040755, b"", 0, 0),
+                        ("etc/udhcpc.script", 0o100755, UDHCPC_SCRIPT.encode(), 0, 0),
                         ("init", 0o100755, INIT.encode(), 0, 0)]
             (stage / "initrd.cpio").write_bytes(_cpio_newc(entries))
             if target.exists():
@@ -174,8 +189,52 @@ def vmi(name: str, guest: dict, *, namespace: str = "default", uid: str | None =
     })
 
 
+class PodNetwork:
+    """A network namespace standing in for a launcher pod's: an `eth0` (one end of a veth pair, as the CNI
+    bridge plugin makes it) with a /30 address whose other end, on the host, is its gateway. Named kvo-it-*,
+    deleted with its veth pair by delete()."""
+
+    def __init__(self):
+        import random
+        for _ in range(20):
+            tag = f"{random.randrange(16 ** 8):08x}"
+            third, fourth = random.randrange(256), random.randrange(64) * 4
+            self.name, self.host_link = f"kvo-it-{tag}", f"kvo-it{tag}"
+            self.gateway, self.pod_ip = f"10.251.{third}.{fourth + 1}", f"10.251.{third}.{fourth + 2}"
+            if f" {self.gateway}/" not in _run("ip", "-o", "-4", "addr"):
+                break
+        self.created = False
+
+    def create(self) -> "PodNetwork":
+        ns = ["ip", "-n", self.name]
+        steps = [["ip", "netns", "add", self.name],
+                 ["ip", "link", "add", self.host_link, "type", "veth", "peer", "name", "eth0", "netns", self.name],
+                 [*ns, "addr", "add", f"{self.pod_ip}/30", "dev", "eth0"], [*ns, "link", "set", "eth0", "up"],
+                 [*ns, "link", "set", "lo", "up"], [*ns, "route", "add", "default", "via", self.gateway],
+                 ["ip", "addr", "add", f"{self.gateway}/30", "dev", self.host_link],
+                 ["ip", "link", "set", self.host_link, "up"]]
+        self.created = True
+        try:
+            for step in steps:
+                _run(*step)
+        except subprocess.CalledProcessError as exc:
+            self.delete()
+            raise RuntimeError(f"{' '.join(exc.cmd)}: {exc.stderr}") from None
+        return self
+
+    def exec_prefix(self) -> list:
+        return ["ip", "netns", "exec", self.name]
+
+    def delete(self) -> None:
+        if self.created:
+            subprocess.run(["ip", "netns", "delete", self.name], capture_output=True)  # takes the veth pair along
+            subprocess.run(["ip", "link", "delete", self.host_link], capture_output=True)
+            self.created = False
+
+
 class LocalLauncher:
-    """virt-launcher as a local process, with the directories its pod would have."""
+    """virt-launcher as a local process, with the directories and the network namespace its pod would have.
+    `sync()` does what virt-handler does first: wire the pod network (handler/network), then sync."""
 
     def __init__(self, base: Path, guest: dict, name: str, namespace: str = "default", uid: str = "",
                  grace: int = 5, extra_args=()):
@@ -190,20 +249,34 @@ class LocalLauncher:
                 os.symlink(src, kb / dst)
         self.socket = str(self.sockets / "launcher.sock")
         self.log = open(self.base / "launcher.log", "ab")
+        self.pod_network = PodNetwork()
+        self.pod_ip = self.pod_network.pod_ip
         self.cmd = [sys.executable, "-m", "kubevirt_runtime.launcher.main", "--name", name, "--namespace", namespace,
                     "--uid", uid, "--socket-dir", str(self.sockets), "--private-dir", str(self.private),
                     "--container-disk-dir", str(self.container_disks), "--grace-period", str(grace), *extra_args]
         self.proc = None
 
+    def sync(self, vmi: dict, options: dict | None = None) -> dict:
+        from kubevirt_runtime.handler.launcher_client import LauncherClient, peer_pid
+        from kubevirt_runtime.handler.network import netns
+        network = netns.setup(vmi, peer_pid(self.socket))
+        return LauncherClient(self.socket).sync(vmi, {**(options or {}), "network": network})
+
     def start(self, timeout: float = 30.0) -> "LocalLauncher":
         import time
-        self.proc = subprocess.Popen(self.cmd, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.pod_network.create()
+        self.proc = subprocess.Popen(self.pod_network.exec_prefix() + self.cmd, stdout=self.log,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while not os.path.exists(self.socket):
+            failure = None
             if self.proc.poll() is not None:
-                raise RuntimeError(f"launcher exited {self.proc.returncode}: {self.log_text()[-3000:]}")
-            if time.monotonic() > deadline:
-                raise RuntimeError("launcher socket did not appear")
+                failure = f"launcher exited {self.proc.returncode}: {self.log_text()[-3000:]}"
+            elif time.monotonic() > deadline:
+                failure = "launcher socket did not appear"
+            if failure:
+                self.stop(timeout=5)
+                raise RuntimeError(failure)
             time.sleep(0.05)
         return self
 
@@ -236,6 +309,7 @@ class LocalLauncher:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+        self.pod_network.delete()
         return self.proc.returncode
 
 

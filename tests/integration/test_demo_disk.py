@@ -88,7 +88,7 @@ def test_demo_disk_boots_runs_user_data_and_serves_http(demo_disk, tmp_path):
            "-serial", f"file:{serial}",
            "-drive", f"file={built['disk']},format=raw,if=virtio",
            "-drive", f"file={iso},format=raw,if=virtio,readonly=on",
-           # the addresses KubeVirt's masquerade binding (QEMU user networking in our launcher) gives
+           # the addresses KubeVirt's masquerade binding gives the guest (here from QEMU's own user network)
            "-netdev", f"user,id=n0,net=10.0.2.0/24,host=10.0.2.1,dhcpstart=10.0.2.2,hostfwd=tcp:127.0.0.1:{port}-:80",
            "-device", "virtio-net-pci,netdev=n0"]
     start = time.monotonic()

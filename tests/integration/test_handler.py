@@ -27,7 +27,6 @@ from websockets.sync.client import connect as ws_connect
 from kubevirt_runtime.api import timeline
 from kubevirt_runtime.api.constants import NODE_NAME_LABEL
 from kubevirt_runtime.handler.launcher_client import LauncherClient
-from kubevirt_runtime.launcher.podnet import pod_addresses
 from kubevirt_runtime.machinery.resource import VMIS, ApiError, ResourceClient
 
 try:
@@ -252,9 +251,10 @@ def test_lifecycle_pause_console_restart_poweroff(control_plane, api_client, nam
     assert condition(running, "Ready") == "True"
     assert running["status"]["interfaces"][0]["name"] == "default"
     assert running["status"]["interfaces"][0]["mac"].startswith("02:")
-    # masquerade: the address of the launcher's network namespace (here the host's), as kubectl's IP column shows
-    assert running["status"]["interfaces"][0]["ipAddress"] == pod_addresses()[0]
-    assert running["status"]["interfaces"][0]["ipAddresses"] == pod_addresses()
+    # masquerade: the address of the launcher's pod network namespace, as kubectl's IP column shows;
+    # virt-handler wired that namespace (tap, bridge, NAT) before the domain started
+    assert running["status"]["interfaces"][0]["ipAddress"] == launcher.pod_ip
+    assert running["status"]["interfaces"][0]["ipAddresses"] == [launcher.pod_ip]
 
     # pause / unpause through the mTLS endpoint
     code, _ = https(certs, h.port, "PUT", vmi_path(namespace, "alpha", "pause"))

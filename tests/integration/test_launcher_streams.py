@@ -1,6 +1,6 @@
 """The launcher's VNC and port-forward streams and reset against real libvirt + QEMU (TCG), one boot of the
 small test guest: QEMU's VNC server answers RFB on the domain's socket, a guest port that is not declared in
-`ports` is reached through a one-off QEMU host forward, and reset reboots the guest in place."""
+`ports` is reached at the guest's address behind the pod's bridge, and reset reboots the guest in place."""
 import os
 import shutil
 import tempfile
@@ -36,7 +36,7 @@ def test_vnc_portforward_and_reset():
                                        extra_args=("--accel", "tcg")).start()
     try:
         client = LauncherClient(launcher.socket)
-        client.sync(guest_mod.vmi("streams", guest, uid=uid, ports=(), serve_port=GUEST_PORT))
+        launcher.sync(guest_mod.vmi("streams", guest, uid=uid, ports=(), serve_port=GUEST_PORT))
         console = open_console(launcher.socket, history=True)
         guest_mod.read_until(console, MARKER, BOOT_TIMEOUT)
 
@@ -47,7 +47,12 @@ def test_vnc_portforward_and_reset():
 
         reply = b""
         for _ in range(30):  # the guest starts listening just after the marker, and between two clients
-            stream = open_stream(launcher.socket, "portforward", port=GUEST_PORT, protocol="tcp")
+            try:
+                stream = open_stream(launcher.socket, "portforward", port=GUEST_PORT, protocol="tcp")
+            except LauncherError as exc:  # the guest refused: not listening (yet)
+                assert "Connection refused" in str(exc), exc
+                time.sleep(1)
+                continue
             stream.settimeout(10)
             try:
                 reply = stream.recv(100)

@@ -64,7 +64,7 @@ while read -r m; do insmod "/lib/modules/$m.ko" 2>/dev/null; done </lib/modules/
 hostname demo
 ip link set lo up
 
-# network: DHCP (QEMU's user network / KubeVirt masquerade hand out 10.0.2.2), else static
+# network: DHCP from the launcher (masquerade hands out 10.0.2.2, bridge the pod's address), else static
 if [ -e /sys/class/net/eth0 ]; then
   ip link set eth0 up
   if udhcpc -i eth0 -n -q -t 4 -T 1 -s /etc/udhcpc.script >/tmp/udhcpc.log 2>&1; then
@@ -144,6 +144,7 @@ UDHCPC_SCRIPT = r"""#!/bin/sh
 case "$1" in
   deconfig) ip -4 addr flush dev "$interface"; ip link set "$interface" up ;;
   bound|renew)
+    [ -n "$mtu" ] && ip link set dev "$interface" mtu "$mtu"
     ip -4 addr flush dev "$interface"
     ip addr add "$ip/${mask:-24}" dev "$interface"
     [ -n "$router" ] && ip route replace default via "${router%% *}" dev "$interface"

@@ -3,8 +3,9 @@
 - VMIs come from an informer restricted by the server to `kubevirt.io/nodeName=<this node>`;
 - each active VMI gets one subscription to its launcher; every pushed domain state is stored in the
   registry and the VMI's key queued, so status follows libvirt events without polling;
-- sync(key) asks decide.decide() what to do (watch, retry, sync, shutdown, kill, mark the launcher
-  gone, write status) and only performs those actions; status comes from handler/status.py;
+- sync(key) asks decide.decide() what to do (watch, retry, wire the pod network, sync, shutdown, kill,
+  mark the launcher gone, write status) and only performs those actions; status comes from
+  handler/status.py; the pod network is wired by handler/network before the launcher starts the domain;
 - nothing is reconciled before the VMI and pod caches have synced, and a restart of virt-handler finds
   the launchers again and converges without touching the domains.
 """
@@ -22,7 +23,9 @@ from kubevirt_runtime.machinery.store import object_key, split_key
 from kubevirt_runtime.machinery.workqueue import RateLimitingQueue
 
 from . import decide as d
-from .launcher_client import LauncherClient, LauncherError, Subscription
+from .launcher_client import LauncherClient, LauncherError, Subscription, peer_pid
+from .network import netns as pod_network
+from .network.plan import NetworkPlanError
 from .status import desired_status, status_patch
 
 log = logging.getLogger(__name__)
@@ -84,6 +87,7 @@ class LauncherRecord:
     gone_outcome: str | None = None
     stopping: bool = False
     misses: int = 0
+    network: dict | None = None  # the launcher's network config from SetupNetwork, sent with Sync
 
     def view(self) -> d.LauncherView:
         return d.LauncherView(watching=self.watch is not None, domain=self.domain, gone=self.gone,
@@ -127,6 +131,11 @@ class LauncherRegistry:
             client, record.watch, record.client = record.client, None, None
             return client
 
+    def network(self, uid: str) -> dict | None:
+        with self._lock:
+            record = self._records.get(uid)
+            return record.network if record else None
+
     def watch_path(self, uid: str) -> str | None:
         with self._lock:
             record = self._records.get(uid)
@@ -156,13 +165,15 @@ class VMIHandler(Reconciler):
     name = "virt-handler"
 
     def __init__(self, vmi_client, vmi_informer, locator, node_name: str, recorder=None,
-                 sync_options: dict | None = None):
+                 sync_options: dict | None = None, network_setup=None):
         self.client = vmi_client
         self.informer = vmi_informer
         self.locator = locator
         self.node_name = node_name
         self.recorder = recorder
         self.sync_options = dict(sync_options or {})
+        # (vmi, launcher pid) -> the launcher's network config; injectable for tests
+        self.network_setup = network_setup or pod_network.setup
         self.queue = RateLimitingQueue("virt-handler-vmi")
         self.registry = LauncherRegistry()
         vmi_informer.add_handler(on_add=self._enqueue, on_update=lambda old, new: self._enqueue(new),
@@ -259,6 +270,9 @@ class VMIHandler(Reconciler):
             self._signal(key, uid, "shutdown", action.grace_seconds)
             self._event(vmi, "Normal", "ShuttingDown", "Signaled Graceful Shutdown")
             return True
+        if isinstance(action, d.SetupNetwork):
+            self._setup_network(vmi, uid)
+            return True
         if isinstance(action, d.Sync):
             self._sync_domain(key, vmi, uid)
             return True
@@ -289,13 +303,30 @@ class VMIHandler(Reconciler):
         except LauncherError as exc:
             log.info("%s of VMI %s: %s", cmd, key, exc)
 
-    def _sync_domain(self, key, vmi, uid):
-        log.info("syncing %s to its launcher", key)
+    def _setup_network(self, vmi, uid):
         path = self.registry.watch_path(uid)
         try:
             if path is None:
                 raise LauncherError("the launcher subscription ended")
-            result = self.registry.client(uid, path).sync(vmi, self.sync_options)
+            pid = peer_pid(path)
+            if pid <= 0:
+                raise LauncherError("the launcher's pid is not visible: virt-handler needs the host's pid namespace")
+            config = self.network_setup(vmi, pid)
+        except (LauncherError, NetworkPlanError, pod_network.NetworkSetupError) as exc:
+            self._sync_failed(vmi, f"pod network setup failed: {exc}")
+            raise
+        self.registry.update(uid, network=config)
+
+    def _sync_domain(self, key, vmi, uid):
+        log.info("syncing %s to its launcher", key)
+        path = self.registry.watch_path(uid)
+        options = dict(self.sync_options)
+        if self.registry.network(uid) is not None:
+            options["network"] = self.registry.network(uid)
+        try:
+            if path is None:
+                raise LauncherError("the launcher subscription ended")
+            result = self.registry.client(uid, path).sync(vmi, options)
         except LauncherError as exc:
             self._sync_failed(vmi, str(exc))
             raise

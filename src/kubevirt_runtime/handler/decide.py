@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 from kubevirt_runtime.api.constants import DEFAULT_GRACE_PERIOD_SECONDS, NODE_NAME_LABEL, VMIPhase
 
+from .network.plan import needs_setup
+
 MAX_MISSES = 3
 MISS_RETRY_SECONDS = 1.0
 STARTING_RETRY_SECONDS = 0.5
@@ -75,6 +77,11 @@ class Retry:
 
 
 @dataclass(frozen=True)
+class SetupNetwork:
+    """Wire the launcher pod's network namespace for the guest (phase 1, handler/network); before Sync."""
+
+
+@dataclass(frozen=True)
 class Sync:
     pass
 
@@ -117,7 +124,7 @@ def decide(vmi: dict, node_name: str, view: LauncherView, lookup: Lookup | None)
     if deleting and not view.stopping:
         return [Shutdown(_grace_seconds(vmi)), WriteStatus()]
     if view.domain.get("status") == "Missing" and phase == VMIPhase.SCHEDULED and not deleting:
-        return [Sync(), WriteStatus()]
+        return [SetupNetwork(), Sync(), WriteStatus()] if needs_setup(vmi) else [Sync(), WriteStatus()]
     return [WriteStatus()]
 
 

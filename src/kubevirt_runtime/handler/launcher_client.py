@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import json
 import socket
+import struct
 import threading
 
 VERSION = 1
@@ -148,6 +149,17 @@ class Subscription:
         except OSError:
             pass
         self.conn.close()
+
+
+def peer_pid(socket_path: str, timeout: float = 10.0) -> int:
+    """The pid of the launcher serving `socket_path`, as this process's pid namespace numbers it (0 when the
+    launcher's pid is not visible here: virt-handler needs the host's pid namespace)."""
+    conn = _Conn(socket_path, timeout)
+    try:
+        creds = conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    finally:
+        conn.close()
+    return struct.unpack("3i", creds)[0]
 
 
 def subscribe(socket_path: str, timeout: float = 10.0):
