@@ -2,6 +2,7 @@
 
     virt-handler --node-name NODE [--kubeconfig PATH] [--kubelet-root /var/lib/kubelet]
                  [--socket-path-template PATH] [--use-emulation]
+                 [--device-plugin-dir /var/lib/kubelet/device-plugins [--device-root /proc/1/root]]
                  [--listen-address 0.0.0.0 --listen-port 8186 --tls-cert F --tls-key F --client-ca F
                   --allowed-client-cn virt-api]
 
@@ -45,6 +46,11 @@ def parse_args(argv=None):
                    help="tell launchers to use TCG without probing KVM (KubeVirt's useEmulation)")
     p.add_argument("--accel", choices=("kvm", "tcg"), default=None,
                    help="tell launchers which accelerator to use (default: each launcher probes)")
+    p.add_argument("--device-plugin-dir", default=None,
+                   help="serve the device plugin for /dev/kvm, /dev/net/tun and /dev/vhost-net to the kubelet "
+                        "of this directory (default: off)")
+    p.add_argument("--device-root", default="/proc/1/root",
+                   help="where the node's /dev is seen (default: through PID 1, with the host's pid namespace)")
     p.add_argument("--workers", type=int, default=3)
     p.add_argument("--listen-address", default="0.0.0.0")
     p.add_argument("--listen-port", type=int, default=8186, help="mTLS port for virt-api (0: any free port)")
@@ -79,6 +85,10 @@ def main(argv=None) -> int:
     setup_logging("virt-handler", args.log_level)
     api_client = load_api_client(args.kubeconfig)
     handler = build(args, api_client)
+    plugins = None
+    if args.device_plugin_dir:
+        from .deviceplugin.server import DevicePluginManager
+        plugins = DevicePluginManager(args.device_plugin_dir, args.device_root).start()
     handler.locator.start()
     handler.informer.start()
     server = None
@@ -101,6 +111,8 @@ def main(argv=None) -> int:
     log.info("stopping (VMs keep running)")
     handler.informer.stop()
     handler.stop()
+    if plugins:
+        plugins.stop()
     if server:
         server.stop()
     return 0
