@@ -7,7 +7,7 @@ Contract with virt-handler and virt-launcher (keep in sync with them; paths in a
 - labels: the VMI's, plus ``kubevirt.io: virt-launcher``, ``kubevirt.io/created-by: <vmi uid>``,
   ``vm.kubevirt.io/name``; annotations: the VMI's (as upstream, without kubectl's), plus
   ``kubevirt.io/domain: <vmi name>``; owner reference to the VMI (controller);
-- container ``compute`` runs ``virt-launcher --name --namespace --uid --socket-dir --grace-period``;
+- container ``compute`` runs ``virt-launcher --name --namespace --uid --socket-dir --grace-period --in-pod``;
 - emptyDirs ``sockets`` (/var/run/kubevirt/sockets, the handler finds launcher.sock there),
   ``private`` (/var/run/kubevirt-private), ``container-disks`` (/var/run/kubevirt/container-disks);
 - containerDisk and kernelBoot images may be FROM scratch (no shell, as upstream's are): the first init
@@ -18,8 +18,10 @@ Contract with virt-handler and virt-launcher (keep in sync with them; paths in a
 - persistentVolumeClaim, hostDisk, configMap, secret, downwardAPI and serviceAccount volumes, and the
   Secrets of cloud-init secretRefs, are pod volumes mounted under /var/run/kubevirt-private (podpaths);
 - pod-level fields of the VMI (placement, scheduler, priority, DNS, hostname, probes) go to the pod;
-- the compute container is privileged for now: libvirt and QEMU need /dev/kvm, /dev/net/tun and
-  CAP_NET_ADMIN (masquerade NAT inside the pod). Tightening to named devices and capabilities is open.
+- the compute container is not privileged (see compute_security_context for the capabilities it keeps
+  and why); its devices come from virt-handler's device plugin as extended resources (device_resources):
+  /dev/net/tun for the pod network's tap, /dev/kvm unless the KubeVirt CR asks for emulation (useEmulation);
+  virt-handler wires the pod's network namespace before the domain starts (handler/network).
 """
 import hashlib
 import posixpath
@@ -37,6 +39,7 @@ from ..api.constants import (
     VMI_KIND,
 )
 from ..api.defaults import pull_policy
+from ..api.network import pod_interface
 from ..api.podpaths import (
     CLOUD_INIT,
     CONFIG_MAPS,
@@ -242,6 +245,52 @@ def _probe(vmi, probe):
     return out
 
 
+# Extended resources of virt-handler's device plugin (handler/deviceplugin), upstream's names.
+KVM_RESOURCE = "devices.kubevirt.io/kvm"
+TUN_RESOURCE = "devices.kubevirt.io/tun"
+VHOST_NET_RESOURCE = "devices.kubevirt.io/vhost-net"
+
+# What the compute container keeps of root's capabilities (everything else is dropped):
+# - NET_BIND_SERVICE: the guest's DHCP server listens on port 67 (launcher/dhcp.py);
+# - SETUID, SETGID, SETPCAP: libvirtd runs as root and changes QEMU's (unchanged) uid, groups and
+#   capability bounding set when it starts it; libvirt refuses to start QEMU when it cannot;
+# - DAC_OVERRIDE: libvirtd grants it to the QEMU it runs to probe QEMU's capabilities (on a cold cache).
+# Not needed any more: NET_ADMIN and NET_RAW (virt-handler wires the network; DHCP uses a UDP socket),
+# SYS_ADMIN (the launcher does not unshare a mount namespace in a pod: --in-pod), and the rest of the
+# runtime's default set (CHOWN, FOWNER, FSETID, KILL, MKNOD, SETFCAP, SYS_CHROOT, AUDIT_WRITE, NET_RAW).
+LAUNCHER_CAPABILITIES = ("NET_BIND_SERVICE", "SETUID", "SETGID", "SETPCAP", "DAC_OVERRIDE")
+
+
+def device_resources(vmi, use_emulation: bool) -> dict:
+    """The device plugin's resources the compute container needs: the tap of a pod-network interface needs
+    /dev/net/tun; a guest needs /dev/kvm unless emulation is the cluster's choice (a TCG guest must be able
+    to run on a node without it), and then also /dev/vhost-net for virtio NICs, as upstream asks."""
+    out = {}
+    found = pod_interface(vmi)
+    if found is not None:
+        out[TUN_RESOURCE] = "1"
+    if not use_emulation:
+        out[KVM_RESOURCE] = "1"
+        if found is not None and (found[1].get("model") or "virtio") == "virtio":
+            out[VHOST_NET_RESOURCE] = "1"
+    return out
+
+
+def compute_security_context() -> dict:
+    return {"privileged": False, "allowPrivilegeEscalation": False, "runAsUser": 0, "runAsNonRoot": False,
+            "capabilities": {"drop": ["ALL"], "add": list(LAUNCHER_CAPABILITIES)}}
+
+
+def compute_resources(vmi, cluster=None) -> dict:
+    cluster = cluster or ClusterConfig()
+    resources = launcher_resources(vmi, cluster)
+    devices = device_resources(vmi, cluster.use_emulation)
+    if devices:  # extended resources: requests must equal limits
+        resources["requests"].update(devices)
+        resources.setdefault("limits", {}).update(devices)
+    return resources
+
+
 def render_launcher_pod(vmi, config=None, cluster=None):
     """`config`: the controller's settings; `cluster`: the KubeVirt CR's configuration (api/cluster_config.py)."""
     config = config or ControllerConfig()
@@ -264,9 +313,9 @@ def render_launcher_pod(vmi, config=None, cluster=None):
         "image": config.launcher_image,
         "imagePullPolicy": config.launcher_pull_policy,
         "command": ["virt-launcher", "--name", name, "--namespace", namespace, "--uid", uid,
-                    "--socket-dir", SOCKET_DIR, "--grace-period", str(grace)],
-        "resources": launcher_resources(vmi, cluster),
-        "securityContext": {"privileged": True},
+                    "--socket-dir", SOCKET_DIR, "--grace-period", str(grace), "--in-pod"],
+        "resources": compute_resources(vmi, cluster),
+        "securityContext": compute_security_context(),
         "volumeMounts": pod_volumes.mounts,
     }
     for key in ("readinessProbe", "livenessProbe"):

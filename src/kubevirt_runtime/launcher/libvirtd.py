@@ -87,19 +87,38 @@ def enter_private_mount_namespace(private_dir: Path) -> None:
     _ensure_qemu_account(base, libc)
 
 
-def _ensure_qemu_account(base: Path, libc) -> None:
-    """libvirt's QEMU driver refuses to start unless its build-time user/group (Debian: libvirt-qemu)
-    exist, even with user = "root" in qemu.conf. Inside our mount namespace, add them if missing."""
+def _qemu_account_files() -> dict:
+    """/etc file name -> its content with libvirt's QEMU account added, for each file that lacks it.
+    libvirt's QEMU driver refuses to start unless its build-time user/group (Debian: libvirt-qemu) exist,
+    even with user = "root" in qemu.conf."""
+    out = {}
     for name, line in (("passwd", f"{QEMU_ACCOUNT}:x:64055:64055:libvirt qemu:/var/lib/libvirt:/usr/sbin/nologin\n"),
                        ("group", f"{QEMU_ACCOUNT}:x:64055:\n")):
         current = Path("/etc", name).read_text()
         if any(entry.split(":", 1)[0] == QEMU_ACCOUNT for entry in current.splitlines()):
             continue
+        out[name] = current + ("" if current.endswith("\n") or not current else "\n") + line
+    return out
+
+
+def _ensure_qemu_account(base: Path, libc) -> None:
+    """Inside our mount namespace: bind-mounts copies of /etc/passwd and /etc/group with the account."""
+    for name, content in _qemu_account_files().items():
         copy = base / name
-        copy.write_text(current + ("" if current.endswith("\n") or not current else "\n") + line)
+        copy.write_text(content)
         if libc.mount(str(copy).encode(), f"/etc/{name}".encode(), None, MS_BIND, None) != 0:
             err = ctypes.get_errno()
             raise OSError(err, f"bind-mounting {copy} on /etc/{name}: {os.strerror(err)}")
+
+
+def prepare_container() -> None:
+    """In a pod the container is already the launcher's own mount namespace, and an unprivileged launcher
+    (no CAP_SYS_ADMIN) could not unshare one: libvirt uses its fixed directories in the container's file
+    system, and the QEMU account goes into the container's own /etc files."""
+    for target in BIND_DIRS:
+        os.makedirs(target, exist_ok=True)
+    for name, content in _qemu_account_files().items():
+        Path("/etc", name).write_text(content)
 
 
 def write_config(debug: bool = False) -> None:

@@ -92,6 +92,9 @@ def parse_args(argv=None):
                    help="TCG translation cache size in MiB (0: QEMU's default)")
     p.add_argument("--no-namespace", action="store_true",
                    help="do not unshare a mount namespace (libvirt dirs are shared with the host)")
+    p.add_argument("--in-pod", action="store_true",
+                   help="the container is this launcher's own mount namespace: use libvirt's directories in it "
+                        "(an unprivileged launcher cannot unshare a namespace)")
     p.add_argument("--debug", action="store_true")
     return p.parse_args(argv)
 
@@ -108,7 +111,9 @@ def main(argv=None) -> int:
     become_subreaper()
     # Must happen while the process is single-threaded.
     from . import libvirtd
-    if not args.no_namespace:
+    if args.in_pod:
+        libvirtd.prepare_container()
+    elif not args.no_namespace:
         libvirtd.enter_private_mount_namespace(private)
     daemon = libvirtd.Libvirtd(debug=args.debug)
     daemon.start()

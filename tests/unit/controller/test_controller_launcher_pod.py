@@ -1,6 +1,13 @@
+import pytest
+
 from kubevirt_runtime.api import default_vmi
 from kubevirt_runtime.controller.config import ControllerConfig
-from kubevirt_runtime.controller.launcher_pod import launcher_pod_name, launcher_resources, render_launcher_pod
+from kubevirt_runtime.controller.launcher_pod import (
+    device_resources,
+    launcher_pod_name,
+    launcher_resources,
+    render_launcher_pod,
+)
 
 VMI = {
     "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance",
@@ -30,8 +37,10 @@ def test_pod_matches_the_handler_contract():
     compute = spec["containers"][0]
     assert compute["name"] == "compute" and compute["image"] == "img:1" and compute["imagePullPolicy"] == "IfNotPresent"
     assert compute["command"] == ["virt-launcher", "--name", "testvmi", "--namespace", "ns1", "--uid", "1234-abcd",
-                                  "--socket-dir", "/var/run/kubevirt/sockets", "--grace-period", "20"]
-    assert compute["securityContext"] == {"privileged": True}
+                                  "--socket-dir", "/var/run/kubevirt/sockets", "--grace-period", "20", "--in-pod"]
+    assert compute["securityContext"] == {
+        "privileged": False, "allowPrivilegeEscalation": False, "runAsUser": 0, "runAsNonRoot": False,
+        "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE", "SETUID", "SETGID", "SETPCAP", "DAC_OVERRIDE"]}}
     mounts = {m["name"]: m["mountPath"] for m in compute["volumeMounts"]}
     assert mounts["sockets"] == "/var/run/kubevirt/sockets"
     assert mounts["private"] == "/var/run/kubevirt-private"
@@ -191,3 +200,31 @@ def test_config_volumes_are_mounted_for_the_launcher():
     assert pod_volume(pod, "/var/run/kubevirt-private/cloud-init/ci/network")["secret"] == {"secretName": "nd"}
     assert pod_volume(pod, "/var/run/kubevirt-private/host-disks/host")["hostPath"] == {
         "path": "/var/data", "type": "DirectoryOrCreate"}
+
+
+MASQUERADE = {"interfaces": [{"name": "default", "masquerade": {}}]}
+E1000 = {"interfaces": [{"name": "default", "bridge": {}, "model": "e1000"}]}
+
+
+@pytest.mark.parametrize("devices,networks,use_emulation,expected", [
+    # under emulation a guest never needs /dev/kvm; its tap always needs /dev/net/tun
+    (MASQUERADE, True, True, {"devices.kubevirt.io/tun": "1"}),
+    (MASQUERADE, True, False, {"devices.kubevirt.io/tun": "1", "devices.kubevirt.io/kvm": "1",
+                               "devices.kubevirt.io/vhost-net": "1"}),
+    (E1000, True, False, {"devices.kubevirt.io/tun": "1", "devices.kubevirt.io/kvm": "1"}),
+    ({"interfaces": []}, False, True, {}),
+    ({"interfaces": []}, False, False, {"devices.kubevirt.io/kvm": "1"}),
+])
+def test_device_resources(devices, networks, use_emulation, expected):
+    vmi = {"metadata": {"name": "v", "namespace": "n", "uid": "u"},
+           "spec": {"domain": {"devices": devices}, "networks": [{"name": "default", "pod": {}}] if networks else []}}
+    assert device_resources(vmi, use_emulation) == expected
+
+
+def test_devices_are_requested_and_limited_alike():
+    from kubevirt_runtime.api.cluster_config import ClusterConfig
+    vmi = default_vmi(VMI)  # the default interface: bridge on the pod network
+    pod = render_launcher_pod(vmi, ControllerConfig(), ClusterConfig(use_emulation=True))
+    resources = pod["spec"]["containers"][0]["resources"]
+    assert resources["requests"]["devices.kubevirt.io/tun"] == resources["limits"]["devices.kubevirt.io/tun"] == "1"
+    assert "devices.kubevirt.io/kvm" not in resources["limits"]
