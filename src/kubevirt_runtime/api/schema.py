@@ -145,9 +145,10 @@ def _disk():
 def _interface():
     return obj({
         "name": leaf(),
-        "masquerade": free("NAT behind the pod's address (QEMU's user-mode network stack, guest at 10.0.2.2)."),
-        "bridge": free("The pod's network for the guest. Until the pod network is bridged into the guest, "
-                       "this is carried by the same NAT as masquerade."),
+        "masquerade": free("NAT behind the pod's address: the guest (10.0.2.2) on a tap and bridge in the pod; "
+                           "every port is forwarded unless ports are declared."),
+        "bridge": free("The pod's interface bridged to the guest's tap: the guest takes the pod's address, "
+                       "MAC and routes over DHCP."),
         "model": leaf(enum=INTERFACE_MODELS),
         "macAddress": leaf(),
         "ports": list_of(obj({"name": leaf(), "protocol": leaf(enum=("TCP", "UDP")), "port": leaf()})),

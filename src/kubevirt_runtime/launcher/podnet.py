@@ -1,8 +1,9 @@
-"""The pod's own network addresses, as the launcher reports them for masquerade interfaces.
+"""The pod's own network addresses, as the launcher reports them for its pod-network interface.
 
-With masquerade the guest sits behind the pod (QEMU's user network, 10.0.2.2 inside), so the address others
-reach it at is the pod's, as upstream reports it in status.interfaces[].ipAddress(es). The launcher reads
-them from its network namespace on every report (they are what CNI configured on the pod's interface):
+With masquerade the guest sits behind the pod (10.0.2.2 on the pod's bridge), so the address others reach it
+at is the pod's, as upstream reports it in status.interfaces[].ipAddress(es); with bridge the guest holds the
+pod's address itself, which virt-handler leaves on the placeholder eth0 with the pod's routes. Either way the
+launcher reads them from its network namespace on every report (what CNI configured for the pod):
 
     pod_addresses() -> ["10.244.0.12", "fd00::c"]   # IPv4 first, then global IPv6; [] when there is none
 
