@@ -1,8 +1,10 @@
 """The launcher's VNC and port-forward streams and reset against real libvirt + QEMU (TCG), one boot of the
 small test guest: QEMU's VNC server answers RFB on the domain's socket, a guest port that is not declared in
-`ports` is reached at the guest's address behind the pod's bridge, and reset reboots the guest in place."""
+`ports` is reached at the guest's address behind the pod's bridge (and, from outside, at the pod's address:
+with no port declared, the pod forwards every one), and reset reboots the guest in place."""
 import os
 import shutil
+import socket
 import tempfile
 import time
 import uuid
@@ -59,6 +61,18 @@ def test_vnc_portforward_and_reset():
             except OSError:
                 reply = b""
             stream.close()
+            if reply.startswith(b"hello from"):
+                break
+            time.sleep(1)
+        assert reply.startswith(b"hello from"), reply
+        # no port declared: the pod's NAT forwards every port, as upstream's masquerade does
+        reply = b""
+        for _ in range(30):
+            try:
+                with socket.create_connection((launcher.pod_ip, GUEST_PORT), timeout=5) as conn:
+                    reply = conn.recv(100)
+            except OSError:
+                reply = b""
             if reply.startswith(b"hello from"):
                 break
             time.sleep(1)
