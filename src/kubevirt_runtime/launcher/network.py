@@ -28,7 +28,7 @@ def _entries(vmi: dict, config: dict | None) -> list[tuple[dict, dict]]:
     found = pod_interface(vmi)
     if found is None:
         return []
-    index, iface, _ = found
+    index, iface, _network = found
     entries = {e.get("name"): e for e in (config or {}).get("interfaces") or [] if isinstance(e, dict)}
     entry = entries.get(iface["name"])
     if entry is None:

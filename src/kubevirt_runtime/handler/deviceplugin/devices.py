@@ -56,4 +56,4 @@ def allocation(device: HostDevice, container_requests: list[list[str]], present:
         if unknown:
             raise ValueError(f"unknown {device.resource} device ids: {', '.join(unknown)}")
     return [[{"container_path": device.path, "host_path": device.path, "permissions": device.permissions}]
-            for _ in container_requests]
+            for _request in container_requests]

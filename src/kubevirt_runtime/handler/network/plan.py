@@ -75,7 +75,7 @@ def plan(vmi: dict, facts: PodFacts) -> NetworkPlan:
 # ---------------------------------------------------------------------------------------------- masquerade
 
 def _masquerade(vmi, iface, network, path, facts):
-    _, gateway, guest, prefix = masquerade_addresses(network, f"spec.networks[{network.get('name')}].pod")
+    _cidr, gateway, guest, prefix = masquerade_addresses(network, f"spec.networks[{network.get('name')}].pod")
     ports = declared_ports(iface, path)
     state = _state(facts, "masquerade")
     pod = _pod_link(facts, POD_IFACE)
