@@ -2,7 +2,7 @@
 
     virt-handler --node-name NODE [--kubeconfig PATH] [--kubelet-root /var/lib/kubelet]
                  [--socket-path-template PATH] [--use-emulation]
-                 [--device-plugin-dir /var/lib/kubelet/device-plugins [--device-root /proc/1/root]]
+                 [--device-plugin-dir /var/lib/kubelet/device-plugins [--device-root /host]]
                  [--listen-address 0.0.0.0 --listen-port 8186 --tls-cert F --tls-key F --client-ca F
                   --allowed-client-cn virt-api]
 
@@ -49,8 +49,8 @@ def parse_args(argv=None):
     p.add_argument("--device-plugin-dir", default=None,
                    help="serve the device plugin for /dev/kvm, /dev/net/tun and /dev/vhost-net to the kubelet "
                         "of this directory (default: off)")
-    p.add_argument("--device-root", default="/proc/1/root",
-                   help="where the node's /dev is seen (default: through PID 1, with the host's pid namespace)")
+    p.add_argument("--device-root", default="",
+                   help="where the node's root is mounted, to see its /dev as it is now (default: this /dev)")
     p.add_argument("--workers", type=int, default=3)
     p.add_argument("--listen-address", default="0.0.0.0")
     p.add_argument("--listen-port", type=int, default=8186, help="mTLS port for virt-api (0: any free port)")

@@ -2,9 +2,9 @@
 
 One `DevicePlugin` (gRPC service DevicePlugin on its own unix socket) per device; `DevicePluginManager`
 checks every few seconds, in one thread:
-- whether each device node exists on the node (under --device-root: the host's root through PID 1, since
-  virt-handler shares the host's pid namespace), registering a plugin once its device exists and turning
-  its devices unhealthy when it goes away;
+- whether each device node exists on the node (under --device-root, where the DaemonSet mounts the node's
+  /dev: a container's own /dev is a copy made when it started), registering a plugin once its device
+  exists and turning its devices unhealthy when it goes away;
 - whether the kubelet restarted (its kubelet.sock was re-created, or our socket was removed, as a
   starting kubelet does): then the plugin serves again and registers again.
 """
@@ -136,7 +136,7 @@ def _inode(path: str) -> int | None:
 
 
 class DevicePluginManager:
-    def __init__(self, plugin_dir: str, device_root: str = "/proc/1/root", devices=DEVICES,
+    def __init__(self, plugin_dir: str, device_root: str = "", devices=DEVICES,
                  interval: float = CHECK_SECONDS):
         self.plugins = [DevicePlugin(device, plugin_dir) for device in devices]
         self.device_root = device_root.rstrip("/")
