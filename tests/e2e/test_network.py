@@ -69,7 +69,8 @@ def http_get(address):
 
 
 def ssh_banner(address):
-    return from_client("sh", "-c", f"nc -w 5 {address} 22 </dev/null 2>&1; echo rc=$?")
+    """The first line port 22 sends (dropbear's version), or nc's complaint."""
+    return from_client("sh", "-c", f"nc -w 5 {address} 22 </dev/null 2>&1 | head -n 1")
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +115,7 @@ def test_masquerade_with_declared_ports_forwards_only_those(guests):
     address = guests["vm-demo"]["status"]["interfaces"][0]["ipAddress"]
     assert wait_for("HTTP on the declared port 80", lambda: HTTP_TEXT in http_get(address), 120, interval=3)
     refused = ssh_banner(address)  # the guest listens on 22, but the pod does not forward it
-    assert "SSH-2.0" not in refused and "rc=1" in refused, refused
+    assert "Connection refused" in refused, refused
 
 
 def test_bridge_binding_gives_the_guest_the_pods_address(guests):
