@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 modcache=${GOMODCACHE:-$HOME/.cache/kubevirt-ops/go/mod}
-version=${1:-$(ls -d "$modcache"/k8s.io/kubelet@v* | sed 's/.*@//' | sort -V | tail -1)}
+version=${1:-$(find "$modcache/k8s.io" -maxdepth 1 -name 'kubelet@v*' -printf '%f\n' | sed 's/.*@//' | sort -V | tail -1)}
 proto="$modcache/k8s.io/kubelet@$version/pkg/apis/deviceplugin/v1beta1/api.proto"
 [ -f "$proto" ] || { echo "gen-deviceplugin: $proto not found (run make binaries)" >&2; exit 1; }
 out=src/kubevirt_runtime/handler/deviceplugin/v1beta1

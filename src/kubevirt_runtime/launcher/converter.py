@@ -390,7 +390,7 @@ def _interfaces(devices_el, vmi, ctx):
                                   "is supported")
     if found is None:
         return
-    i, iface, _ = found
+    i, iface, _network = found
     path = f"spec.domain.devices.interfaces[{i}]"
     try:
         binding(iface, path)

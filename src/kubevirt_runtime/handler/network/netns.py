@@ -49,7 +49,8 @@ class PodNetns:
     def run(self, *argv: str, stdin: str | None = None) -> str:
         cmd = [NSENTER, f"--net={self.path}", "--", *argv]
         try:
-            done = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=COMMAND_TIMEOUT)
+            done = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=COMMAND_TIMEOUT,
+                                  check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise NetworkSetupError(f"{' '.join(argv)}: {exc}") from None
         if done.returncode != 0:
