@@ -250,7 +250,8 @@ vmi:
   type: dict
 timeline:
   description:
-    - When the running instance's startup steps happened, from the API's own records (one-second resolution).
+    - When the running instance's startup steps happened, from the VMI's C(status.startupTimeline) where the
+      cluster records it (kubevirt-ops, milliseconds), else from the API's own records (one-second resolution).
     - Steps C(vmi_created), C(pod_scheduled), C(pod_ready), C(domain_started), C(vmi_running); C(time) is the
       server's timestamp and C(seconds) the time since the VMI was created (null when not recorded or not
       readable with the task's credentials).

@@ -2,20 +2,23 @@
 
     startup_timeline(vmi, pod=None, events=()) -> [{"step", "time", "seconds"}, ...]
 
-Steps, in order:
-- vmi_created:    the VMI's metadata.creationTimestamp;
-- pod_scheduled:  the launcher pod's PodScheduled=True transition (else the VMI's copy of that condition);
-- pod_ready:      the launcher pod's Ready=True transition;
-- domain_started: the first "Created" event virt-handler recorded on the VMI (upstream's "VirtualMachineInstance
-  defined": the domain was started in the launcher);
-- vmi_running:    when the VMI's phase became Running (status.phaseTransitionTimestamps).
+Steps, in order, each from the VMI's status.startupTimeline where kubevirt-ops recorded it (milliseconds, see
+api/timeline.py), else from what any KubeVirt leaves in the API (one-second resolution):
+- vmi_created:    VMICreated, else the VMI's metadata.creationTimestamp;
+- pod_scheduled:  PodScheduled, else the launcher pod's PodScheduled=True transition (or the VMI's copy of it);
+- pod_ready:      the launcher pod's Ready=True transition, else LauncherReady;
+- domain_started: DomainStarted, else the first "Created" event virt-handler recorded on the VMI (upstream's
+  "VirtualMachineInstance defined": the domain was started in the launcher);
+- vmi_running:    Running, else when status.phaseTransitionTimestamps says the phase became Running.
 
-`time` is the server's timestamp (RFC 3339; None when the step is not recorded or not readable) and `seconds`
-the time since vmi_created. Kubernetes records these with one-second resolution.
+`time` is the recorded timestamp (RFC 3339; None when the step is not recorded or not readable) and `seconds`
+the time since vmi_created.
 """
 from __future__ import annotations
 
 import datetime
+
+from ..api.timeline import recorded
 
 STEPS = ("vmi_created", "pod_scheduled", "pod_ready", "domain_started", "vmi_running")
 
@@ -54,12 +57,14 @@ def _event_time(events, reason: str) -> str | None:
 
 
 def startup_timeline(vmi: dict, pod: dict | None = None, events=()) -> list[dict]:
+    stages = recorded(vmi.get("status"))
     times = {
-        "vmi_created": (vmi.get("metadata") or {}).get("creationTimestamp"),
-        "pod_scheduled": _transition(pod, "PodScheduled") or _transition(vmi, "PodScheduled"),
-        "pod_ready": _transition(pod, "Ready"),
-        "domain_started": _event_time(events, "Created"),
-        "vmi_running": _phase_time(vmi, "Running"),
+        "vmi_created": stages.get("VMICreated") or (vmi.get("metadata") or {}).get("creationTimestamp"),
+        "pod_scheduled": stages.get("PodScheduled") or _transition(pod, "PodScheduled")
+        or _transition(vmi, "PodScheduled"),
+        "pod_ready": _transition(pod, "Ready") or stages.get("LauncherReady"),
+        "domain_started": stages.get("DomainStarted") or _event_time(events, "Created"),
+        "vmi_running": stages.get("Running") or _phase_time(vmi, "Running"),
     }
     start = parse_time(times["vmi_created"])
     out = []

@@ -76,3 +76,17 @@ def test_timeline_without_pod_or_events_says_what_is_unknown():
     steps = {s["step"]: s for s in startup_timeline(vmi)}
     assert steps["pod_scheduled"]["seconds"] == 2
     assert steps["pod_ready"] == {"step": "pod_ready", "time": None, "seconds": None}
+
+
+def test_timeline_prefers_the_recorded_stages():
+    vmi = {"metadata": {"creationTimestamp": "2026-01-01T10:00:00Z"},
+           "status": {"startupTimeline": [{"stage": "VMICreated", "time": "2026-01-01T10:00:00Z"},
+                                          {"stage": "PodScheduled", "time": "2026-01-01T10:00:00.400Z"},
+                                          {"stage": "LauncherReady", "time": "2026-01-01T10:00:02.250Z"},
+                                          {"stage": "DomainStarted", "time": "2026-01-01T10:00:03.125Z"},
+                                          {"stage": "Running", "time": "2026-01-01T10:00:03.500Z"}],
+                      "phaseTransitionTimestamps": [{"phase": "Running",
+                                                     "phaseTransitionTimestamp": "2026-01-01T10:00:04Z"}]}}
+    steps = {s["step"]: s["seconds"] for s in startup_timeline(vmi, None, [])}
+    assert steps == {"vmi_created": 0, "pod_scheduled": 0.4, "pod_ready": 2.25, "domain_started": 3.125,
+                     "vmi_running": 3.5}
