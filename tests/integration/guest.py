@@ -25,7 +25,7 @@ CACHE = Path(os.environ.get("KUBEVIRT_OPS_CACHE", Path.home() / ".cache" / "kube
 # virtio-net, virtio-blk and virtio-rng are modules in Debian's kernel; loaded in this order by /init
 MODULES = ["virtio_ring", "virtio", "virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio_pci",
            "failover", "net_failover", "virtio_net", "virtio_blk", "virtio-rng"]
-LAYOUT = "6"  # bump when the initramfs changes
+LAYOUT = "8"  # bump when the initramfs changes
 KERNEL_ARGS = "console=ttyS0 panic=-1 quiet loglevel=3 mitigations=off tsc=unstable"
 
 INIT = f"""#!/bin/busybox sh
@@ -38,7 +38,8 @@ for m in {' '.join(MODULES)}; do [ -e /lib/modules/$m.ko ] && insmod /lib/module
 ip link set lo up 2>/dev/null
 if [ -e /sys/class/net/eth0 ]; then  # DHCP from the launcher (pod network); masquerade's address without one
   ip link set eth0 up
-  udhcpc -i eth0 -n -q -t 5 -T 1 -s /etc/udhcpc.script >/dev/null 2>&1 || {{
+  # its output goes to the console: with it sent to /dev/null, udhcpc never got a lease at boot here
+  udhcpc -i eth0 -n -q -t 5 -T 1 -s /etc/udhcpc.script 2>&1 || {{
     ip addr add 10.0.2.2/24 dev eth0; ip route add default via 10.0.2.1; }}
 fi
 echo "{MARKER} $(cat /proc/uptime)"

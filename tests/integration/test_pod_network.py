@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from kubevirt_runtime.handler.launcher_client import open_console
 from kubevirt_runtime.handler.network import netns
 from kubevirt_runtime.handler.network.plan import NetworkPlanError
 
@@ -28,6 +29,7 @@ if os.geteuid() != 0 or not shutil.which("qemu-system-x86_64") or not shutil.whi
                 allow_module_level=True)
 
 GUEST_PORT = 7777
+BOOT_TIMEOUT = 180
 
 
 def masquerade_vmi():
@@ -88,7 +90,12 @@ def test_bridge_binding_gives_the_guest_the_pods_address():
         links = {link["ifname"]: link for link in json.loads(ip_json(launcher.pod_network, "link"))}
         assert links["eth0"]["address"] == pod_mac  # the placeholder kept the pod's MAC, the guest has it too
         assert links["eth0-nic"]["master"] == "k6t-eth0" and links["tap0"]["master"] == "k6t-eth0"
-        reply, deadline = b"", time.monotonic() + 120
+        console = open_console(launcher.socket, history=True)
+        booted = guest_mod.read_until(console, guest_mod.MARKER.encode(), BOOT_TIMEOUT)
+        console.sendall(b"ip -4 -o addr show eth0\n")
+        assert f"inet {launcher.pod_ip}/30".encode() in guest_mod.read_until(console, b"/30", 30), booted[-2000:]
+        console.close()
+        reply, deadline = b"", time.monotonic() + 60
         while not reply.startswith(b"hello") and time.monotonic() < deadline:
             try:  # the guest answers at the pod's address itself: no NAT in between
                 with socket.create_connection((launcher.pod_ip, GUEST_PORT), timeout=5) as conn:
