@@ -301,6 +301,7 @@ class LocalLauncher:
 
     def stop(self, timeout: float = 30.0) -> int | None:
         if self.proc is None:
+            self.pod_network.delete()
             return None
         if self.proc.poll() is None:
             self.proc.terminate()
