@@ -13,7 +13,7 @@ from conftest import ensure_namespace
 from virtapi_plane import FrontProxyControlPlane, VirtAPI
 
 from kubevirt_runtime.api.crdgen import load_crds
-from kubevirt_runtime.machinery.resource import VMS, ApiError, Resource, ResourceClient
+from kubevirt_runtime.machinery.resource import VMIS, VMS, ApiError, Resource, ResourceClient
 from tests.conftest import BIN_DIR
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -140,6 +140,21 @@ def test_virtctl_start_and_stop_change_the_vm(plane, virt_api, ns):
     assert vms.get("vm1", ns)["spec"]["runStrategy"] == "Halted"
     result = virtctl(plane, "-n", ns, "restart", "vm1")
     assert result.returncode == 1 and "does not support manual restart requests" in result.stderr
+
+
+def test_a_forced_stop_shortens_the_instances_grace_period(plane, virt_api, ns):
+    vms, vmis = ResourceClient(plane.api_client, VMS), ResourceClient(plane.api_client, VMIS)
+    running = json.loads(json.dumps(VM))
+    running["spec"]["runStrategy"] = "Always"
+    vms.create(running, ns)
+    vmis.create({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance", "metadata": {"name": "vm1"},
+                 "spec": running["spec"]["template"]["spec"]}, ns)  # what virt-controller would have started
+    result = virtctl(plane, "-n", ns, "stop", "vm1", "--grace-period", "0")
+    assert result.returncode != 0 and "--grace-period needs --force" in result.stderr
+    result = virtctl(plane, "-n", ns, "stop", "vm1", "--force", "--grace-period", "0")
+    assert result.returncode == 0, result.stderr + virt_api.log()[-2000:]
+    assert vmis.get("vm1", ns)["spec"]["terminationGracePeriodSeconds"] == 0
+    assert vms.get("vm1", ns)["spec"]["runStrategy"] == "Halted"
 
 
 def test_manual_vm_gets_a_start_request(plane, virt_api, ns):

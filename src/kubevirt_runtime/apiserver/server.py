@@ -32,7 +32,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, gen
 from ..machinery.streams import read_body, read_head, splice
 from . import admission
 from .auth import Unauthenticated, authenticate
-from .subresources import SUBRESOURCE_GROUP, SubresourceError, check_vmi_for, handler_error
+from .subresources import SUBRESOURCE_GROUP, SubresourceError, check_vmi_for, grace_period_from, handler_error
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +227,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST)
             if kind == "badmethod":
                 raise SubresourceError(405, f"{method} is not supported on {arg}", "MethodNotAllowed")
-            return self._subresource(method, arg)
+            return self._subresource(method, arg, body)
         except SubresourceError as err:
             self._status(err)
         except Exception as exc:  # a bug must not kill the connection silently
@@ -248,14 +248,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- subresources
 
-    def _subresource(self, method, match):
+    def _subresource(self, method, match, body=b""):
         ns, resource, name, sub = match["ns"], match["resource"], match["name"], match["sub"]
         code = 200
         try:
             self._authorize(match)
             app = self.server.app
             if resource == "virtualmachines" and sub not in STREAMS:
-                app.vm_actions.run(sub, ns, name)
+                app.vm_actions.run(sub, ns, name, grace_period=grace_period_from(sub, body))
                 return self._send(200, b"")
             vmi = app.handler_locator.vmi(ns, name)  # a VM's portforward: its VMI has the VM's name
             if sub in STREAMS:

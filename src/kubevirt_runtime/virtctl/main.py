@@ -1,6 +1,6 @@
 """virtctl: KubeVirt's command line, on the aggregated API subresources.kubevirt.io (through the kube-apiserver).
 
-    virtctl [--kubeconfig PATH] [--context NAME] [-n NAMESPACE] start|stop|restart VM
+    virtctl [--kubeconfig PATH] [--context NAME] [-n NAMESPACE] start|stop|restart VM [--force --grace-period N]
     virtctl [...] pause|unpause vm|vmi NAME
     virtctl [...] soft-reboot|reset VMI
     virtctl [...] guestosinfo|userlist|fslist VMI                 (JSON from the guest agent)
@@ -51,6 +51,10 @@ def parse_args(argv=None):
                        ("restart", "restart a VirtualMachine")):
         sp = sub.add_parser(name, parents=[common], help=text)
         sp.add_argument("name", metavar="VM")
+        if name != "start":
+            sp.add_argument("--force", action="store_true", help="stop the guest within --grace-period seconds")
+            sp.add_argument("--grace-period", type=int, default=None, metavar="SECONDS",
+                            help="with --force: how long the guest may take to shut down (restart: only 0)")
     for name, text in (("pause", "pause a VM's instance or a VMI"), ("unpause", "unpause a VM's instance or a VMI")):
         sp = sub.add_parser(name, parents=[common], help=text)
         sp.add_argument("kind", choices=("vm", "vmi", "virtualmachine", "virtualmachineinstance"))
@@ -113,6 +117,20 @@ def _message(exc: ApiError) -> str:
     return exc.body.get("message") or str(exc)
 
 
+def _grace_body(args) -> dict | None:
+    """As upstream virtctl: stop --force --grace-period N sends {"gracePeriod": N}; restart --force sends
+    {"gracePeriodSeconds": 0}."""
+    if not getattr(args, "force", False):
+        if getattr(args, "grace_period", None) is not None:
+            raise SystemExit("virtctl: --grace-period needs --force")
+        return None
+    if args.command == "restart":
+        return {"gracePeriodSeconds": 0 if args.grace_period is None else args.grace_period}
+    if args.grace_period is None:
+        raise SystemExit("virtctl: --force needs --grace-period")
+    return {"gracePeriod": args.grace_period}
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
@@ -123,7 +141,7 @@ def main(argv=None) -> int:
     sub = Subresources(api_client)
     try:
         if args.command in ("start", "stop", "restart"):
-            sub.vm(namespace, args.name, args.command)
+            sub.vm(namespace, args.name, args.command, _grace_body(args))
             print(f"VM {args.name} was scheduled to {args.command}")
             return 0
         if args.command in ("pause", "unpause", "soft-reboot", "reset"):

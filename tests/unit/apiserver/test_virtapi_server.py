@@ -29,8 +29,8 @@ class FakeVMActions:
         self.calls = []
         self.error = None
 
-    def run(self, action, ns, name):
-        self.calls.append((action, ns, name))
+    def run(self, action, ns, name, grace_period=None):
+        self.calls.append((action, ns, name) if grace_period is None else (action, ns, name, grace_period))
         if self.error:
             raise self.error
 
@@ -146,6 +146,17 @@ def test_requests_not_from_the_front_proxy_are_unauthorized(pki, running, client
     code, body = call(pki, port, "PUT", PREFIX + "/namespaces/ns1/virtualmachines/vm1/stop", client, headers)
     assert code == 401 and body["reason"] == "Unauthorized"
     assert not actions.calls and not authorizer.calls
+
+
+def test_a_stops_grace_period_reaches_the_action(pki, running):
+    port, _, actions = running
+    actions.calls.clear()
+    code, _ = call(pki, port, "PUT", PREFIX + "/namespaces/ns1/virtualmachines/vm1/stop", "proxy", USER,
+                   b'{"gracePeriod": 3}')
+    assert code == 200 and actions.calls == [("stop", "ns1", "vm1", 3)]
+    code, body = call(pki, port, "PUT", PREFIX + "/namespaces/ns1/virtualmachines/vm1/restart", "proxy", USER,
+                      b'{"gracePeriodSeconds": 9}')
+    assert code == 400 and "only gracePeriod=0" in body["message"]
 
 
 def test_a_client_cert_from_another_ca_fails_the_handshake(pki, running):

@@ -1,7 +1,7 @@
 """start/stop/restart decisions per runStrategy, as upstream virt-api makes them."""
 import pytest
 
-from kubevirt_runtime.apiserver.subresources import SubresourceError, check_vmi_for, plan_vm_action
+from kubevirt_runtime.apiserver.subresources import SubresourceError, check_vmi_for, grace_period_from, plan_vm_action
 
 
 def vm(strategy=None, running=None, requests=None):
@@ -106,3 +106,28 @@ def test_vmi_preconditions(verb, vmi, code, text):
 ])
 def test_vmi_preconditions_met(verb, vmi):
     check_vmi_for(verb, vmi)
+
+
+@pytest.mark.parametrize("action,body,expected", [
+    ("stop", b"", None),
+    ("stop", b"{}", None),
+    ("stop", b'{"gracePeriod": 0}', 0),
+    ("stop", b'{"gracePeriod": 30}', 30),
+    ("restart", b'{"gracePeriodSeconds": 0}', 1),  # a forced restart keeps the shortest safe period
+    ("restart", b'{"gracePeriodSeconds": null}', None),
+    ("start", b'{"paused": false}', None),
+])
+def test_grace_periods(action, body, expected):
+    assert grace_period_from(action, body) == expected
+
+
+@pytest.mark.parametrize("action,body,message", [
+    ("stop", b'{"gracePeriod": -1}', "greater or equal to 0"),
+    ("stop", b'{"gracePeriod": "5"}', "must be an integer"),
+    ("restart", b'{"gracePeriodSeconds": 5}', "only gracePeriod=0"),
+    ("stop", b"not json", "not JSON"),
+])
+def test_bad_grace_periods(action, body, message):
+    with pytest.raises(SubresourceError) as err:
+        grace_period_from(action, body)
+    assert err.value.code == 400 and message in err.value.message
