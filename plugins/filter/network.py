@@ -6,11 +6,12 @@ from ansible.errors import AnsibleFilterError
 DOCUMENTATION = ""
 
 
-def _network(value):
+def _network(value, name=None):
     try:
         return ipaddress.ip_network(str(value), strict=True)
     except ValueError as e:
-        raise AnsibleFilterError(f"{value!r} is not a network in CIDR notation: {e}") from None
+        shown = f"{name}={value}" if name else repr(value)
+        raise AnsibleFilterError(f"{shown} is not a network in CIDR notation: {e}") from None
 
 
 def is_cidr(value):
@@ -22,9 +23,11 @@ def is_cidr(value):
         return False
 
 
-def subnet(value, prefix, index):
-    """The index-th subnet of the given prefix length: '10.244.0.0/16' | subnet(24, 3) -> '10.244.3.0/24'."""
-    network = _network(value)
+def subnet(value, prefix, index, name=None):
+    """The index-th subnet of the given prefix length: '10.244.0.0/16' | subnet(24, 3) -> '10.244.3.0/24'.
+
+    name is the variable the network came from, so an error names what to fix."""
+    network = _network(value, name)
     size = 2 ** (int(prefix) - network.prefixlen) if int(prefix) >= network.prefixlen else 0
     if not 0 <= int(index) < size:
         raise AnsibleFilterError(f"{value} has no /{prefix} subnet number {index}")
@@ -32,9 +35,9 @@ def subnet(value, prefix, index):
     return str(ipaddress.ip_network((int(network.network_address) + int(index) * step, int(prefix))))
 
 
-def nth_host(value, n):
+def nth_host(value, n, name=None):
     """The n-th address of a network: '10.96.0.0/16' | nth_host(1) -> '10.96.0.1'."""
-    network = _network(value)
+    network = _network(value, name)
     if not 0 < int(n) < network.num_addresses:
         raise AnsibleFilterError(f"{value} has no address number {n}")
     return str(network.network_address + int(n))

@@ -14,6 +14,10 @@ BIN = Path(sys.executable).parent
 
 
 def _run(*argv, cwd, env=None):
+    # make exports ANSIBLE_CONFIG, whose collections_path holds this checkout: ansible-galaxy would then find
+    # kubevirt.ops "already installed" and install nothing. Users build and install without it.
+    if env is None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     proc = subprocess.run([str(BIN / argv[0]), *argv[1:]], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

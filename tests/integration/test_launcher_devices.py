@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from kubevirt_runtime.api import validate_vmi
-from kubevirt_runtime.handler.launcher_client import LauncherClient, open_console
+from kubevirt_runtime.handler.launcher_client import open_console
 
 try:
     from . import guest as guest_mod
@@ -62,7 +62,7 @@ def test_devices_and_config_volumes_in_a_booted_guest(tmp_path):
         from kubevirt_runtime.api import default_vmi
         vmi = default_vmi(vmi)
         assert validate_vmi(vmi) == []
-        state = LauncherClient(launcher.socket).sync(vmi, {"accel": "tcg"})
+        state = launcher.sync(vmi, {"accel": "tcg"})
         assert state["status"] == "Running", state
         console = open_console(launcher.socket, history=True)
         guest_mod.read_until(console, guest_mod.MARKER.encode(), 180)

@@ -10,6 +10,8 @@ def test_subnet_and_hosts():
     assert network.nth_host("10.96.0.0/16", 1) == "10.96.0.1"
     with pytest.raises(AnsibleFilterError):
         network.subnet("10.244.0.0/16", 24, 256)
+    with pytest.raises(AnsibleFilterError, match="kube_service_cidr=10.96.0.0/33"):
+        network.nth_host("10.96.0.0/33", 1, "kube_service_cidr")
 
 
 @pytest.mark.parametrize("value,ok", [("10.96.0.0/16", True), ("10.96.0.1/16", False), ("10.96.0.0/33", False),
