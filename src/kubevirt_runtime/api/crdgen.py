@@ -18,9 +18,10 @@ from pathlib import Path
 
 import yaml
 
+from . import cdi, schema, upstream
 from . import constants as c
 from . import instancetype as it
-from . import schema, upstream
+from . import snapshot as snap
 from .walk import NOT_IMPLEMENTED
 
 CRD_DIR = Path(__file__).resolve().parent / "crds"
@@ -121,6 +122,58 @@ def _version(name, root, storage=True, columns=None, subresources=None):
     return version
 
 
+def _datavolume_root() -> dict:
+    """CDI's DataVolume: the spec is upstream KubeVirt's copy of CDI's DataVolumeSpec (what dataVolumeTemplates
+    embed), the status CDI's DataVolumeStatus."""
+    spec = upstream.schema("v1beta1.DataVolumeSpec")
+    _overlay(spec, schema.datavolume_spec())
+    condition = {"type": "object", "required": ["type", "status"], "properties": {
+        "type": {"type": "string", "description": "Ready, Bound or Running."},
+        "status": {"type": "string"}, "reason": {"type": "string"}, "message": {"type": "string"},
+        "lastTransitionTime": {"type": "string", "format": "date-time", "nullable": True},
+        "lastHeartbeatTime": {"type": "string", "format": "date-time", "nullable": True},
+        "lastProbeTime": {"type": "string", "format": "date-time", "nullable": True}}}
+    status = {"type": "object", "description": "DataVolumeStatus of CDI.", "properties": {
+        "claimName": {"type": "string", "description": "The PVC of the DataVolume."},
+        "phase": {"type": "string", "description": "Pending, ImportScheduled, ImportInProgress, CloneScheduled, "
+                                                   "CloneInProgress, UploadScheduled, UploadReady, Succeeded, Failed."},
+        "progress": {"type": "string", "description": "Transfer progress in percent (e.g. 45.10%), N/A if unknown."},
+        "restartCount": {"type": "integer", "format": "int32",
+                         "description": "How often the pod that fills the DataVolume has restarted."},
+        "conditions": {"type": "array", "items": condition}},
+        "x-kubernetes-preserve-unknown-fields": True}
+    return {"type": "object", "description": "DataVolume is an abstraction on top of PersistentVolumeClaims to allow "
+                                              "easy population of those PersistentVolumeClaims with relation to "
+                                              "VirtualMachines",
+            "required": ["spec"],
+            "properties": {"apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": {"type": "object"},
+                           "spec": spec, "status": status}}
+
+
+DV_COLUMNS = [
+    {"name": "Phase", "type": "string", "jsonPath": ".status.phase", "description": "The phase the data volume is in"},
+    {"name": "Progress", "type": "string", "jsonPath": ".status.progress",
+     "description": "Transfer progress in percentage if known, N/A otherwise"},
+    {"name": "Restarts", "type": "integer", "jsonPath": ".status.restartCount",
+     "description": "The number of times the transfer has been restarted."},
+    _AGE,
+]
+_ERROR = {"name": "Error", "type": "string", "jsonPath": ".status.error.message"}
+SNAPSHOT_COLUMNS = {
+    snap.SNAPSHOT_KIND: [{"name": "SourceKind", "type": "string", "jsonPath": ".spec.source.kind"},
+                         {"name": "SourceName", "type": "string", "jsonPath": ".spec.source.name"},
+                         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+                         {"name": "ReadyToUse", "type": "boolean", "jsonPath": ".status.readyToUse"},
+                         {"name": "CreationTime", "type": "date", "jsonPath": ".status.creationTime"}, _ERROR],
+    snap.CONTENT_KIND: [{"name": "ReadyToUse", "type": "boolean", "jsonPath": ".status.readyToUse"},
+                        {"name": "CreationTime", "type": "date", "jsonPath": ".status.creationTime"}, _ERROR],
+    snap.RESTORE_KIND: [{"name": "TargetKind", "type": "string", "jsonPath": ".spec.target.kind"},
+                        {"name": "TargetName", "type": "string", "jsonPath": ".spec.target.name"},
+                        {"name": "Complete", "type": "boolean", "jsonPath": ".status.complete"},
+                        {"name": "RestoreTime", "type": "date", "jsonPath": ".status.restoreTime"}, _ERROR],
+}
+
+
 def generate_crds():
     """The CRDs as dicts, keyed by file name."""
     vm = _root("v1.VirtualMachine", schema.vm_spec(), True)
@@ -161,6 +214,23 @@ def generate_crds():
                    short_names, categories, "Cluster" if kind in it.CLUSTER_SCOPED else "Namespaced")
         crd["spec"]["conversion"] = {"strategy": "None"}
         crds[f"{plural}.yaml"] = crd
+    crds["datavolumes.yaml"] = _crd(cdi.KIND, cdi.PLURAL, cdi.SINGULAR, cdi.GROUP,
+                                    [_version(cdi.VERSION, _datavolume_root(), columns=DV_COLUMNS,
+                                              subresources=status)], cdi.SHORT_NAMES, ["all"])
+    for kind, plural, definition, support in (
+            (snap.SNAPSHOT_KIND, snap.SNAPSHOT_PLURAL, "v1beta1.VirtualMachineSnapshot", schema.snapshot_spec()),
+            (snap.CONTENT_KIND, snap.CONTENT_PLURAL, "v1beta1.VirtualMachineSnapshotContent",
+             schema.snapshot_content_spec()),
+            (snap.RESTORE_KIND, snap.RESTORE_PLURAL, "v1beta1.VirtualMachineRestore", schema.restore_spec())):
+        root = _root(definition, support, True)
+        if kind == snap.CONTENT_KIND:  # the VM as it was, written by virt-controller: kept whole, not described again
+            source = root["properties"]["spec"]["properties"]["source"]
+            for key, node in source["properties"].items():
+                source["properties"][key] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True,
+                                             "description": node.get("description", "")}
+        versions = [_version(v, copy.deepcopy(root), storage=v == snap.VERSION, columns=SNAPSHOT_COLUMNS[kind],
+                             subresources=status) for v in (snap.OLD_VERSION, snap.VERSION)]
+        crds[f"{plural}.yaml"] = _crd(kind, plural, plural[:-1], snap.GROUP, versions, snap.SHORT_NAMES[kind], ["all"])
     return crds
 
 

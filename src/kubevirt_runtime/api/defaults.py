@@ -17,6 +17,7 @@ from .quantity import parse_quantity
 
 DEFAULT_MACHINE_TYPE = "q35"
 DEFAULT_ARCHITECTURE = "amd64"
+HOTPLUG_DISK_BUS = "scsi"
 DEFAULT_DISK_BUS = "sata"  # upstream's amd64 default: guests have SATA drivers out of the box
 DEFAULT_CDROM_BUS = "sata"
 DEFAULT_INTERFACE_MODEL = "virtio"
@@ -109,14 +110,18 @@ def _default_disks(spec: dict, devices: dict) -> None:
     had_disks = "disks" in devices
     disks = _list(devices, "disks")
     named = {d.get("name") for d in _dicts(disks)}
-    for volume in _dicts(spec.get("volumes") if isinstance(spec.get("volumes"), list) else []):
+    volumes = _dicts(spec.get("volumes") if isinstance(spec.get("volumes"), list) else [])
+    for volume in volumes:
         if volume.get("name") not in named and isinstance(volume.get("name"), str):
             disks.append({"name": volume["name"]})
+    # a disk attached to the running guest goes on SCSI, as upstream's virtctl addvolume puts it
+    hotplugged = {v.get("name") for v in volumes if any(isinstance(v.get(k), dict) and v[k].get("hotpluggable")
+                                                        for k in ("persistentVolumeClaim", "dataVolume"))}
     for disk in _dicts(disks):
         if all(disk.get(k) is None for k in ("disk", "cdrom", "lun")):
             disk["disk"] = {}
         if isinstance(disk.get("disk"), dict):
-            _fill(disk["disk"], "bus", DEFAULT_DISK_BUS)
+            _fill(disk["disk"], "bus", HOTPLUG_DISK_BUS if disk.get("name") in hotplugged else DEFAULT_DISK_BUS)
         if isinstance(disk.get("cdrom"), dict):
             _fill(disk["cdrom"], "bus", DEFAULT_CDROM_BUS)
             _fill(disk["cdrom"], "readonly", True)

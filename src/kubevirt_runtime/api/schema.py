@@ -32,8 +32,7 @@ SRIOV = ("SR-IOV needs an SR-IOV capable NIC, the SR-IOV device plugin and a mul
 DRA = ("Dynamic Resource Allocation claims need a DRA driver for the device; none is installed on this cluster")
 MULTUS = ("multus networks need the multus CNI meta-plugin, which is not installed on this cluster; only the pod "
           "network is available")
-CDI = ("DataVolumes need the Containerized Data Importer (CDI), which is not installed on this cluster; use a "
-       "persistentVolumeClaim or a containerDisk volume")
+INFER_FROM_VOLUME = "inferring the instancetype or preference from a volume's labels is not implemented"
 DEDICATED_CPU = ("dedicated CPUs need the kubelet's static CPU manager policy, which this cluster does not run")
 HUGEPAGES = "hugepages are not configured on this cluster's nodes"
 CONFIDENTIAL = "confidential computing (SEV, SNP, TDX) needs hardware support; guests here run under TCG emulation"
@@ -44,7 +43,6 @@ GUEST_AGENT_PROBE = ("exec and guestAgentPing probes run through the guest agent
                      "not probe yet; use tcpSocket or httpGet")
 CREDENTIALS = "accessCredentials (SSH key and password injection) are not implemented; use cloud-init user data"
 VIDEO = "choosing the video device is not implemented; the display uses VGA (BIOS) or bochs (EFI)"
-VOLUME_HOTPLUG = "volume hotplug is not implemented"
 CHANGED_BLOCK_TRACKING = "changed block tracking (incremental backup) is not implemented"
 PASST = "the passt binding is not implemented; use masquerade or bridge"
 BINDING_PLUGIN = "network binding plugins are not implemented; use masquerade or bridge"
@@ -205,8 +203,10 @@ def _volume():
         "cloudInitNoCloud": free(),
         "cloudInitConfigDrive": free(),
         "emptyDisk": obj({"capacity": leaf()}),
-        "persistentVolumeClaim": obj({"claimName": leaf(), "readOnly": leaf()},
-                                     refused={"hotpluggable": VOLUME_HOTPLUG}),
+        "persistentVolumeClaim": obj({"claimName": leaf(), "readOnly": leaf(), "hotpluggable": leaf(
+            "Attached to the running guest (virtctl addvolume) rather than at boot.")}),
+        "dataVolume": obj({"name": leaf("The DataVolume (cdi.kubevirt.io) whose PVC holds the disk; the VMI starts "
+                                        "once it has Succeeded."), "hotpluggable": leaf()}),
         "hostDisk": obj({"path": leaf(), "type": leaf(), "capacity": leaf()},
                         description="A disk image on the node (feature gate HostDisk).",
                         refused={"shared": "shared host disks need live migration, which is not implemented"}),
@@ -214,7 +214,7 @@ def _volume():
         "secret": free("A Secret, attached as an ISO disk (label from volumeLabel, default cfgdata)."),
         "serviceAccount": free("The service account's token, CA and namespace, attached as an ISO disk."),
         "downwardAPI": free("Downward API files of the launcher pod, attached as an ISO disk."),
-    }, refused={"dataVolume": CDI, "ephemeral": "ephemeral volumes are not implemented; use persistentVolumeClaim",
+    }, refused={"ephemeral": "ephemeral volumes are not implemented; use persistentVolumeClaim",
                 "memoryDump": "memory dumps are not implemented", "sysprep": "sysprep (Windows) volumes are not "
                 "implemented", "downwardMetrics": "the downward metrics volume is not implemented",
                 "containerPath": "containerPath volumes are not implemented"})
@@ -249,9 +249,7 @@ def _template(spec):
 
 def _matcher():
     return obj({"name": leaf(), "kind": leaf(), "revisionName": leaf()},
-               refused={"inferFromVolume": "inferring from a volume needs DataVolumes (CDI), which are not installed",
-                        "inferFromVolumeFailurePolicy": "inferring from a volume needs DataVolumes (CDI), which "
-                                                        "are not installed"})
+               refused={"inferFromVolume": INFER_FROM_VOLUME, "inferFromVolumeFailurePolicy": INFER_FROM_VOLUME})
 
 
 def vm_spec():
@@ -265,8 +263,10 @@ def vm_spec():
         "template": _template(vmi_spec()),
         "instancetype": _matcher(),
         "preference": _matcher(),
-    }, refused={"dataVolumeTemplates": CDI,
-                "updateVolumesStrategy": "volume migration is not implemented"})
+        "dataVolumeTemplates": list_of(obj({"apiVersion": leaf(), "kind": leaf(), "metadata": free(),
+                                            "spec": datavolume_spec(), "status": free()}),
+                                       "DataVolumes the VM owns: created with the VM, deleted with it."),
+    }, refused={"updateVolumesStrategy": "volume migration is not implemented"})
 
 
 def replicaset_spec():
@@ -316,4 +316,67 @@ def preference_spec():
         "preferredSubdomain": free(),
         "requirements": free(),
     }, refused={"preferredLaunchSecurity": CONFIDENTIAL,
-                "volumes": "preferredStorageClassName applies to DataVolumes (CDI), which are not installed"})
+                "volumes": "preferredStorageClassName is not implemented"})
+
+
+# ---------------------------------------------------------------- cdi.kubevirt.io and snapshot.kubevirt.io
+
+CDI_SOURCE = "this DataVolume source is not implemented; use http, registry, pvc, blank or upload"
+
+
+def datavolume_spec():
+    return obj({
+        "source": obj({
+            "http": obj({"url": leaf("http:// or https:// URL of a raw or qcow2 image (qcow2 is converted to raw)."),
+                         "extraHeaders": free(), "secretRef": leaf(), "certConfigMap": leaf()},
+                        refused={"secretExtraHeaders": "headers from Secrets are not implemented; use extraHeaders"}),
+            "registry": obj({"url": leaf("docker://<image>: a containerDisk image (its /disk/* file) from the node's "
+                                         "containerd."),
+                             "pullMethod": leaf("node (the default here): the kubelet runs the image in the importer "
+                                                "pod, as containerDisks are run. pod is refused: no registry is "
+                                                "reachable to pull from.")},
+                            refused={"secretRef": "registry credentials are not "
+                                     "implemented", "certConfigMap": "registry certificates are not implemented",
+                                     "imageStream": "image streams are OpenShift's", "platform": "platform "
+                                     "selection is not implemented"}),
+            "pvc": obj({"namespace": leaf(), "name": leaf("A PVC of the same node's storage, copied by the "
+                                                          "importer (host-assisted clone).")}),
+            "blank": free("An empty raw disk of the PVC's size."),
+            "upload": free("Filled by `virtctl image-upload` through the API server's pod proxy."),
+        }, refused={"s3": CDI_SOURCE, "gcs": CDI_SOURCE, "imageio": CDI_SOURCE, "vddk": CDI_SOURCE,
+                    "snapshot": "VolumeSnapshots need a CSI snapshotter, which this cluster has not; VM snapshots "
+                                "are VirtualMachineSnapshots"}),
+        "pvc": free("The PVC to create (PersistentVolumeClaimSpec)."),
+        "storage": free("The PVC to create, with defaults: accessModes ReadWriteOnce, volumeMode Filesystem, the "
+                        "default StorageClass."),
+        "contentType": leaf("kubevirt: a disk image (the only content type here).", enum=("kubevirt",)),
+        "priorityClassName": leaf(),
+    }, refused={"sourceRef": "DataSources are not implemented; name the source directly",
+                "checkpoints": "multi-stage (warm) imports are not implemented",
+                "finalCheckpoint": "multi-stage (warm) imports are not implemented",
+                "preallocation": "preallocation is not implemented: disks are sparse files"})
+
+
+def snapshot_spec():
+    return obj({"source": free("The VirtualMachine to snapshot (apiGroup kubevirt.io, kind VirtualMachine)."),
+                "deletionPolicy": leaf(enum=("Delete", "Retain")),
+                "failureDeadline": leaf("How long the snapshot may take before it fails (default 5m).")})
+
+
+def snapshot_content_spec():
+    return obj({"source": free(), "virtualMachineSnapshotName": leaf(), "volumeBackups": free()})
+
+
+def restore_spec():
+    return obj({"target": free("The VirtualMachine to restore (apiGroup kubevirt.io, kind VirtualMachine); it must "
+                               "be stopped."),
+                "virtualMachineSnapshotName": leaf(),
+                "targetReadinessPolicy": leaf("FailImmediate (the default here): a running target fails the "
+                                              "restore; WaitEventually waits until it is stopped.",
+                                              enum=("FailImmediate", "WaitEventually")),
+                "volumeRestorePolicy": leaf("RandomizeNames (default): new PVCs restore-<uid>-<volume>; InPlace: "
+                                            "the disks of the VM's own PVCs are overwritten.",
+                                            enum=("RandomizeNames", "InPlace"))},
+               refused={"patches": "patching a new target is not implemented: restore into an existing VM",
+                        "volumeRestoreOverrides": "volume restore overrides are not implemented",
+                        "volumeOwnershipPolicy": "volume ownership policies are not implemented"})

@@ -33,7 +33,12 @@ ROOTS = {
     "v1beta1.VirtualMachineClusterInstancetype": ("instancetype.kubevirt.io", "v1beta1"),
     "v1beta1.VirtualMachinePreference": ("instancetype.kubevirt.io", "v1beta1"),
     "v1beta1.VirtualMachineClusterPreference": ("instancetype.kubevirt.io", "v1beta1"),
+    "v1beta1.VirtualMachineSnapshot": ("snapshot.kubevirt.io", "v1beta1"),
+    "v1beta1.VirtualMachineSnapshotContent": ("snapshot.kubevirt.io", "v1beta1"),
+    "v1beta1.VirtualMachineRestore": ("snapshot.kubevirt.io", "v1beta1"),
 }
+# Definitions that are not kinds but bodies we check: the addvolume/removevolume subresources' options.
+BODIES = ("v1.AddVolumeOptions", "v1.RemoveVolumeOptions")
 
 QUANTITY = "k8s.io.apimachinery.pkg.api.resource.Quantity"
 INT_OR_STRING = "k8s.io.apimachinery.pkg.util.intstr.IntOrString"
@@ -81,7 +86,7 @@ def _trim(node):
     return out
 
 
-def extract(swagger: dict, provenance: dict, roots=tuple(ROOTS)) -> dict:
+def extract(swagger: dict, provenance: dict, roots=tuple(ROOTS) + BODIES) -> dict:
     """The data file's content: every definition reachable from `roots`, trimmed."""
     definitions = swagger["definitions"]
     seen, stack = set(), list(roots)

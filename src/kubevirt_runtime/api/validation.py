@@ -19,13 +19,15 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable
 
+from . import cdi, schema, upstream
 from . import instancetype as it
-from . import schema, upstream
+from . import snapshot as snap
 from .labels import matches as labels_match
 from .quantity import cpu_millis, memory_bytes
 from .walk import DUPLICATE, NOT_FOUND, NOT_SUPPORTED, REQUIRED, TYPE, FieldError, walk
 
-__all__ = ["FieldError", "ValidationContext", "validate_vm", "validate_vmi", "validate_vmi_spec", "type_errors"]
+__all__ = ["FieldError", "ValidationContext", "validate_vm", "validate_vmi", "validate_vmi_spec", "type_errors",
+           "validate_datavolume", "validate_snapshot", "validate_restore"]
 
 HOST_DISK_GATE = "HostDisk"
 RUN_STRATEGIES = ("Always", "Halted", "Manual", "RerunOnFailure", "Once")
@@ -43,7 +45,8 @@ _TICK_POLICIES = ("delay", "catchup", "merge", "discard")
 _EVICTION_STRATEGIES = ("None", "LiveMigrate", "LiveMigrateIfPossible", "External")
 _CLOUD_INIT = ("cloudInitNoCloud", "cloudInitConfigDrive")
 _SOURCES = ("containerDisk", "cloudInitNoCloud", "cloudInitConfigDrive", "emptyDisk", "persistentVolumeClaim",
-            "hostDisk", "configMap", "secret", "serviceAccount", "downwardAPI")
+            "dataVolume", "hostDisk", "configMap", "secret", "serviceAccount", "downwardAPI")
+HOTPLUG_BUSES = ("scsi", "virtio")
 _BINDINGS = ("masquerade", "bridge")
 HYPERV_DEPENDENCIES = {"synic": ("vpindex",), "synictimer": ("synic", "vpindex"), "tlbflush": ("vpindex",),
                        "ipi": ("vpindex",)}
@@ -365,7 +368,8 @@ def _check_downward_api(source, path, errors):
             errors.append(FieldError(f"{fpath}.resourceFieldRef.resource", "required value", REQUIRED))
 
 
-_REQUIRED_KEYS = {"containerDisk": "image", "persistentVolumeClaim": "claimName", "configMap": "name",
+_REQUIRED_KEYS = {"containerDisk": "image", "persistentVolumeClaim": "claimName", "dataVolume": "name",
+                  "configMap": "name",
                   "secret": "secretName", "serviceAccount": "serviceAccountName"}
 
 
@@ -401,10 +405,30 @@ def _check_volumes(spec, path, errors, ctx):
             label = source["volumeLabel"]
             if len(label) > 32 or not re.match(r"^[A-Za-z0-9_.-]+$", label):
                 errors.append(FieldError(f"{here}.{kind}.volumeLabel", "at most 32 letters, digits, '_', '.' or '-'"))
+        if kind in ("persistentVolumeClaim", "dataVolume") and source.get("hotpluggable"):
+            _check_hotplug_disk(spec, volume.get("name"), here, errors)
     if counts["cloud-init"] > 1:
         errors.append(FieldError(vpath, "at most one cloudInitNoCloud or cloudInitConfigDrive volume is allowed"))
     if counts["serviceAccount"] > 1:
         errors.append(FieldError(vpath, "at most one serviceAccount volume is allowed"))
+
+
+def _check_hotplug_disk(spec, name, here, errors):
+    """A hotplugged volume is attached to a running guest: as a disk on a bus that takes new devices."""
+    disk = next((d for d in (spec["domain"].get("devices") or {}).get("disks") or [] if d.get("name") == name), None)
+    if disk is None:
+        errors.append(FieldError(here, f"hotpluggable volume {name!r} needs a disk of the same name", REQUIRED))
+        return
+    if disk.get("disk") is None:
+        errors.append(FieldError(here, f"hotpluggable volume {name!r}: only disks (not cdroms) can be hotplugged",
+                                 NOT_SUPPORTED))
+        return
+    bus = disk["disk"].get("bus") or "scsi"
+    if bus not in HOTPLUG_BUSES:
+        errors.append(FieldError(here, f"hotpluggable volume {name!r}: bus {bus!r} cannot take a new disk while the "
+                                       "guest runs; use scsi or virtio", NOT_SUPPORTED))
+    if disk.get("bootOrder") is not None:
+        errors.append(FieldError(here, f"hotpluggable volume {name!r} cannot be a boot disk (bootOrder)"))
 
 
 def _check_networks(spec, path, errors):
@@ -618,6 +642,7 @@ def validate_vm_spec(spec, namespace, path, ctx) -> list[FieldError]:
                                  + ", ".join(RUN_STRATEGIES), NOT_SUPPORTED))
     if errors:
         return errors
+    _check_datavolume_templates(spec, namespace, path, errors)
     template = spec["template"]
     check_template_metadata(template.get("metadata"), f"{path}.template.metadata", errors)
     if template.get("spec") is None:
@@ -638,6 +663,37 @@ def validate_vm_spec(spec, namespace, path, ctx) -> list[FieldError]:
         return conflicts
     return validate_vmi_spec(expanded, f"{path}.template.spec", ctx,
                              memory_from_instancetype=types[0] is not None)
+
+
+def _check_datavolume_templates(spec, namespace, path, errors):
+    templates = spec.get("dataVolumeTemplates") or []
+    volumes = ((spec.get("template") or {}).get("spec") or {}).get("volumes") or []
+    referenced = {(v.get("dataVolume") or {}).get("name") for v in volumes} | \
+        {(v.get("persistentVolumeClaim") or {}).get("claimName") for v in volumes}
+    seen = set()
+    for i, template in enumerate(templates):
+        here = f"{path}.dataVolumeTemplates[{i}]"
+        meta = template.get("metadata") or {}
+        name = meta.get("name")
+        if not name:
+            errors.append(FieldError(f"{here}.metadata.name", "required value: the DataVolume's name", REQUIRED))
+            continue
+        if len(name) > 253 or not _DNS_SUBDOMAIN.match(name):
+            errors.append(FieldError(f"{here}.metadata.name", f"{name!r} is not a DNS subdomain (a PVC name)"))
+        if name in seen:
+            errors.append(FieldError(f"{here}.metadata.name", f"duplicate DataVolume name {name!r}", DUPLICATE))
+        seen.add(name)
+        if meta.get("namespace") and namespace and meta["namespace"] != namespace:
+            errors.append(FieldError(f"{here}.metadata.namespace", f"Embedded DataVolume namespace "
+                                     f"{meta['namespace']} differs from VM namespace {namespace}"))
+        if name not in referenced:
+            errors.append(FieldError(here, f"DataVolumeTemplate {name!r} must be referenced in the VMI template's "
+                                           "'volumes' list", REQUIRED))
+        if isinstance(template.get("spec"), dict):
+            cdi.check_spec(template["spec"], f"{here}.spec", errors)
+            cdi.check_pull_method(template["spec"], f"{here}.spec", errors)
+        else:
+            errors.append(FieldError(f"{here}.spec", "required value", REQUIRED))
 
 
 def validate_vm(vm, ctx: ValidationContext | None = None) -> list[FieldError]:
@@ -776,3 +832,68 @@ def validate_pool(obj, ctx: ValidationContext | None = None) -> list[FieldError]
         return errors + [FieldError("spec.virtualMachineTemplate.spec", "required value", REQUIRED)]
     namespace = (obj.get("metadata") or {}).get("namespace")
     return errors + validate_vm_spec(template["spec"], namespace, "spec.virtualMachineTemplate.spec", ctx)
+
+
+# ---------------------------------------------------------------- DataVolumes, snapshots, restores
+
+def validate_datavolume(obj, ctx: ValidationContext | None = None) -> list[FieldError]:
+    """Errors of a cdi.kubevirt.io DataVolume."""
+    errors = _metadata_errors(obj)
+    if errors:
+        return errors
+    name = (obj.get("metadata") or {}).get("name")
+    if isinstance(name, str) and name and (len(name) > 253 or not _DNS_SUBDOMAIN.match(name)):
+        errors.append(FieldError("metadata.name", "must be a DNS subdomain: its PVC has the same name"))
+    spec = obj.get("spec")
+    errors += schema_errors(spec, "v1beta1.DataVolumeSpec", "datavolume_spec", "spec")
+    if errors or spec is None:
+        return errors or [FieldError("spec", "required value", REQUIRED)]
+    cdi.check_spec(spec, "spec", errors)
+    cdi.check_pull_method(spec, "spec", errors)
+    return errors
+
+
+def _check_vm_reference(ref, path, errors):
+    if not isinstance(ref, dict) or not ref.get("name"):
+        errors.append(FieldError(f"{path}.name", "required value", REQUIRED))
+        return
+    if ref.get("kind") != "VirtualMachine" or ref.get("apiGroup") not in ("kubevirt.io", None, ""):
+        errors.append(FieldError(path, f"only VirtualMachines (apiGroup kubevirt.io, kind VirtualMachine) are "
+                                       f"supported, not {ref.get('apiGroup')}/{ref.get('kind')}", NOT_SUPPORTED))
+
+
+def validate_snapshot(obj, ctx: ValidationContext | None = None, old=None) -> list[FieldError]:
+    """Errors of a VirtualMachineSnapshot (its spec is immutable once created)."""
+    errors = _metadata_errors(obj)
+    if errors:
+        return errors
+    spec = obj.get("spec")
+    errors += schema_errors(spec, "v1beta1.VirtualMachineSnapshotSpec", "snapshot_spec", "spec")
+    if errors or spec is None:
+        return errors or [FieldError("spec", "required value", REQUIRED)]
+    if old is not None and (old.get("spec") or {}) != spec:
+        return [FieldError("spec", "is immutable after creation")]
+    _check_vm_reference(spec.get("source"), "spec.source", errors)
+    if spec.get("failureDeadline") not in (None, ""):
+        try:
+            snap.parse_duration(spec["failureDeadline"])
+        except ValueError as exc:
+            errors.append(FieldError("spec.failureDeadline", str(exc)))
+    return errors
+
+
+def validate_restore(obj, ctx: ValidationContext | None = None, old=None) -> list[FieldError]:
+    """Errors of a VirtualMachineRestore (its spec is immutable once created)."""
+    errors = _metadata_errors(obj)
+    if errors:
+        return errors
+    spec = obj.get("spec")
+    errors += schema_errors(spec, "v1beta1.VirtualMachineRestoreSpec", "restore_spec", "spec")
+    if errors or spec is None:
+        return errors or [FieldError("spec", "required value", REQUIRED)]
+    if old is not None and (old.get("spec") or {}) != spec:
+        return [FieldError("spec", "is immutable after creation")]
+    _check_vm_reference(spec.get("target"), "spec.target", errors)
+    if not spec.get("virtualMachineSnapshotName"):
+        errors.append(FieldError("spec.virtualMachineSnapshotName", "required value", REQUIRED))
+    return errors

@@ -29,9 +29,19 @@ from ..api import (
     validate_vm,
     validate_vmi,
 )
+from ..api import cdi
 from ..api import instancetype as it
+from ..api import snapshot as snap
 from ..api.constants import POOL_GROUP, POOL_KIND, POOL_PLURAL, VMIRS_KIND, VMIRS_PLURAL
-from ..api.validation import validate_instancetype, validate_pool, validate_preference, validate_replicaset
+from ..api.validation import (
+    validate_datavolume,
+    validate_instancetype,
+    validate_pool,
+    validate_preference,
+    validate_replicaset,
+    validate_restore,
+    validate_snapshot,
+)
 
 MUTATE_VM_PATH = "/virtualmachines-mutate"
 MUTATE_VMI_PATH = "/virtualmachineinstances-mutate"
@@ -41,6 +51,9 @@ VALIDATE_VMI_PATH = "/virtualmachineinstances-validate"
 VALIDATE_INSTANCETYPES_PATH = "/instancetypes-validate"  # the four instancetype.kubevirt.io kinds
 VALIDATE_VMIRS_PATH = "/virtualmachineinstancereplicasets-validate"
 VALIDATE_POOL_PATH = "/virtualmachinepools-validate"
+VALIDATE_DATAVOLUMES_PATH = "/datavolumes-validate"
+VALIDATE_SNAPSHOTS_PATH = "/virtualmachinesnapshots-validate"
+VALIDATE_RESTORES_PATH = "/virtualmachinerestores-validate"
 
 _VM, _VMI = (GROUP, VM_PLURAL), (GROUP, VMI_PLURAL)
 _DEFAULTERS = {_VM: lambda obj, create: default_vm(obj, create=create), _VMI: lambda obj, create: default_vmi(obj)}
@@ -52,10 +65,16 @@ for _kind, _plural in it.PLURALS.items():
 _VMIRS, _POOL = (GROUP, VMIRS_PLURAL), (POOL_GROUP, POOL_PLURAL)
 _VALIDATORS.update({_VMIRS: validate_replicaset, _POOL: validate_pool})
 _KINDS.update({_VMIRS: VMIRS_KIND, _POOL: POOL_KIND})
+_DV, _SNAPSHOT, _RESTORE = (cdi.GROUP, cdi.PLURAL), (snap.GROUP, snap.SNAPSHOT_PLURAL), (snap.GROUP, snap.RESTORE_PLURAL)
+_VALIDATORS.update({_DV: validate_datavolume, _SNAPSHOT: validate_snapshot, _RESTORE: validate_restore})
+_KINDS.update({_DV: cdi.KIND, _SNAPSHOT: snap.SNAPSHOT_KIND, _RESTORE: snap.RESTORE_KIND})
+_IMMUTABLE_SPEC = (_SNAPSHOT, _RESTORE)  # their validators compare with the stored object
 ROUTES = {MUTATE_VM_PATH: ("mutate", [_VM]), MUTATE_VMI_PATH: ("mutate", [_VMI]),
           VALIDATE_VMIRS_PATH: ("validate", [_VMIRS]), VALIDATE_POOL_PATH: ("validate", [_POOL]),
           VALIDATE_VM_PATH: ("validate", [_VM]), VALIDATE_VMI_PATH: ("validate", [_VMI]),
-          VALIDATE_INSTANCETYPES_PATH: ("validate", [(it.GROUP, p) for p in it.PLURALS.values()])}
+          VALIDATE_INSTANCETYPES_PATH: ("validate", [(it.GROUP, p) for p in it.PLURALS.values()]),
+          VALIDATE_DATAVOLUMES_PATH: ("validate", [_DV]), VALIDATE_SNAPSHOTS_PATH: ("validate", [_SNAPSHOT]),
+          VALIDATE_RESTORES_PATH: ("validate", [_RESTORE])}
 
 
 class BadReview(ValueError):
@@ -192,7 +211,10 @@ def validate(review: dict, ctx: ValidationContext | None = None) -> dict:
     if request.get("operation") == "UPDATE" and (request.get("subResource") or old.get("spec") == obj.get("spec")):
         # status writes, finalizer and label changes: the spec was checked when it was written
         return _answer(review, {"allowed": True})
-    errors = _VALIDATORS[plural](obj, ctx)
+    if plural in _IMMUTABLE_SPEC:
+        errors = _VALIDATORS[plural](obj, ctx, old if request.get("operation") == "UPDATE" else None)
+    else:
+        errors = _VALIDATORS[plural](obj, ctx)
     if not errors:
         return _answer(review, {"allowed": True})
     return _answer(review, {"allowed": False, "status": invalid_status(_KINDS[plural], _name(request, obj), errors)})

@@ -76,11 +76,12 @@ def test_hardware_bound_networking_is_refused_by_name(iface, network, field, rea
     assert fields(errors) == [field] and reason in errors[0].message
 
 
-def test_vm_data_volume_templates_name_cdi():
+def test_vm_data_volume_template_must_be_used_by_a_volume():
     obj = vm()
-    obj["spec"]["dataVolumeTemplates"] = [{"metadata": {"name": "dv"}, "spec": {"pvc": {}}}]
+    obj["spec"]["dataVolumeTemplates"] = [{"metadata": {"name": "dv"}, "spec": {
+        "source": {"blank": {}}, "storage": {"resources": {"requests": {"storage": "1Gi"}}}}}]
     errors = validate_vm(obj)
-    assert fields(errors) == ["spec.dataVolumeTemplates"] and "Containerized Data Importer" in errors[0].message
+    assert fields(errors) == ["spec.dataVolumeTemplates[0]"] and "must be referenced" in errors[0].message
 
 
 @pytest.mark.parametrize("mutate, field", [
@@ -260,8 +261,7 @@ def test_vm_unknown_run_strategy():
 def test_vm_template_errors_carry_the_template_path():
     obj = vm()
     obj["spec"]["template"]["spec"]["domain"]["cpu"]["cores"] = 0
-    obj["spec"]["dataVolumeTemplates"] = []
-    assert set(fields(validate_vm(obj))) == {"spec.template.spec.domain.cpu.cores", "spec.dataVolumeTemplates"}
+    assert set(fields(validate_vm(obj))) == {"spec.template.spec.domain.cpu.cores"}
 
 
 def test_vm_template_metadata_tolerates_creation_timestamp_null():
