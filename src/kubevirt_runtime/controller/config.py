@@ -18,6 +18,7 @@ DEFAULT_LAUNCHER_IMAGE = "kubevirt-ops/virt-launcher:latest"
 class ControllerConfig:
     launcher_image: str = DEFAULT_LAUNCHER_IMAGE
     launcher_pull_policy: str = "IfNotPresent"
+    importer_image: str | None = None  # the DataVolume, snapshot and restore pods' (None: the launcher image)
     namespace: str = "kubevirt"  # where the leader-election Lease lives
     lease_name: str = "virt-controller"
     vm_workers: int = 3

@@ -24,6 +24,7 @@ from ..machinery.logs import setup_logging
 from ..machinery.resource import PODS, VMIS, VMS, ResourceClient
 from . import metrics
 from .config import DEFAULT_LAUNCHER_IMAGE, ControllerConfig
+from .datavolume import DATAVOLUMES, PVCS, STORAGE_CLASSES, STORAGE_POD_SELECTOR, DataVolumeController
 from .instancetype import InstancetypeExpander
 from .pool import POOLS, PoolController
 from .replicaset import VMIRS, ReplicaSetController
@@ -39,6 +40,9 @@ def parse_args(argv=None):
     p.add_argument("--launcher-image", default=os.environ.get("LAUNCHER_IMAGE", DEFAULT_LAUNCHER_IMAGE),
                    help="image of the virt-launcher pods (default: %(default)s)")
     p.add_argument("--launcher-pull-policy", default="IfNotPresent", choices=["Always", "IfNotPresent", "Never"])
+    p.add_argument("--importer-image", default=os.environ.get("IMPORTER_IMAGE"),
+                   help="image of the importer, snapshot and restore pods (virt-importer, qemu-img, busybox; "
+                        "default: the launcher image, which has them)")
     p.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=True,
                    help="elect one active replica through a Lease (default: on)")
     p.add_argument("--leader-elect-namespace", default=os.environ.get("POD_NAMESPACE", "kubevirt"),
@@ -79,10 +83,23 @@ class VirtController:
         self.replicaset_controller = ReplicaSetController(replicasets, vmis, self.replicaset_informer,
                                                           self.vmi_informer, self.recorder)
         self.pool_controller = PoolController(pools, vms, self.pool_informer, self.vm_informer, self.recorder)
+        self._storage(api_client, config, namespace, counters)
         self.synced = threading.Event()
 
+    def _storage(self, api_client, config, namespace, counters):
+        """DataVolumes (CDI's API), the pods that fill them, and the PVCs and StorageClasses they use."""
+        dvs, pvcs, pods = (ResourceClient(api_client, r, counters) for r in (DATAVOLUMES, PVCS, PODS))
+        self.dv_informer = Informer(dvs, namespace)
+        self.pvc_informer = Informer(pvcs, namespace)
+        self.storage_pod_informer = Informer(pods, namespace, label_selector=STORAGE_POD_SELECTOR)
+        self.class_informer = Informer(ResourceClient(api_client, STORAGE_CLASSES, counters))
+        self.datavolume_controller = DataVolumeController(
+            dvs, pvcs, pods, self.dv_informer, self.pvc_informer, self.storage_pod_informer, self.class_informer,
+            self.recorder, config.importer_image or config.launcher_image, config.launcher_pull_policy)
+
     def informers(self):
-        return [self.vm_informer, self.vmi_informer, self.pod_informer, self.replicaset_informer, self.pool_informer]
+        return [self.vm_informer, self.vmi_informer, self.pod_informer, self.replicaset_informer, self.pool_informer,
+                self.dv_informer, self.pvc_informer, self.storage_pod_informer, self.class_informer]
 
     def run(self, sync_timeout=None):
         self.cluster_config.start()
@@ -96,13 +113,15 @@ class VirtController:
         self.vm_controller.start_workers(self.config.vm_workers)
         self.replicaset_controller.start_workers(1)
         self.pool_controller.start_workers(1)
+        self.datavolume_controller.start_workers(2)
         log.info("virt-controller is reconciling")
 
     def stop(self):
         self.cluster_config.stop()
         for informer in self.informers():
             informer.stop()
-        for controller in (self.vm_controller, self.vmi_controller, self.replicaset_controller, self.pool_controller):
+        for controller in (self.vm_controller, self.vmi_controller, self.replicaset_controller, self.pool_controller,
+                           self.datavolume_controller):
             controller.queue.shutdown()
 
 
@@ -111,6 +130,7 @@ def main(argv=None):
     setup_logging("virt-controller", args.log_level)
     api_client = load_api_client(args.kubeconfig)
     config = ControllerConfig(launcher_image=args.launcher_image, launcher_pull_policy=args.launcher_pull_policy,
+                              importer_image=args.importer_image,
                               namespace=args.leader_elect_namespace, lease_name=args.leader_elect_name,
                               vm_workers=args.vm_workers, vmi_workers=args.vmi_workers)
     controller = VirtController(api_client, config, args.namespace)
