@@ -136,3 +136,35 @@ def test_webhook_free_api_server_still_refuses_nothing_we_check_here(storage):
         storage.dvs.create({"apiVersion": cdi.API_VERSION, "kind": cdi.KIND, "metadata": {"name": "typed"},
                             "spec": {"source": {"http": {"url": 7}}, "storage": {}}}, storage.ns)
     assert refused.value.status == 422
+
+
+def test_vm_with_a_datavolume_template_starts_once_it_is_imported(storage, image_server, virt_controller):
+    from kubevirt_runtime.machinery.resource import VMIS, VMS
+    url, _root = image_server
+    virt_controller()
+    vms, vmis = ResourceClient(storage.api, VMS), ResourceClient(storage.api, VMIS)
+    vms.create({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "metadata": {"name": "vm"},
+                "spec": {"runStrategy": "Always",
+                         "dataVolumeTemplates": [{"metadata": {"name": "vm-root"}, "spec": {
+                             "source": {"http": {"url": f"{url}/disk.img"}},
+                             "storage": {"resources": {"requests": {"storage": "16Mi"}}}}}],
+                         "template": {"spec": {"domain": {"memory": {"guest": "64Mi"},
+                                                          "devices": {"disks": [{"name": "root", "disk": {}}]}},
+                                               "volumes": [{"name": "root", "dataVolume": {"name": "vm-root"}}]}}}},
+               storage.ns)
+    dv = wait_for(lambda: storage.dv("vm-root"), message="the template's DataVolume")
+    assert dv["metadata"]["ownerReferences"][0]["kind"] == "VirtualMachine"
+    wait_for(lambda: (vms.get("vm", storage.ns).get("status") or {}).get("printableStatus") == "Provisioning",
+             message="printableStatus Provisioning")
+    with pytest.raises(ApiError):
+        vmis.get("vm", storage.ns)  # no VMI while its disk is being imported
+    pod = importer_pod(storage, "vm-root")
+    bind_pod(storage.api, storage.ns, pod["metadata"]["name"], "node01")
+    code, message, _data = storage.run_importer(pod)
+    storage.report(pod, code, message)
+    vmi = wait_for(lambda: vmis.get("vm", storage.ns), message="the VMI once the DataVolume Succeeded")
+    launcher = wait_for(lambda: storage.pods.list(storage.ns, label_selector="kubevirt.io/created-by="
+                                                  + vmi["metadata"]["uid"])["items"], message="launcher pod")[0]
+    claims = [v["persistentVolumeClaim"]["claimName"] for v in launcher["spec"]["volumes"]
+              if v.get("persistentVolumeClaim")]
+    assert claims == ["vm-root"]

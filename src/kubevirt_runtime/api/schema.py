@@ -164,6 +164,8 @@ def _devices():
         "autoattachPodInterface": leaf(),
         "autoattachMemBalloon": leaf(),
         "autoattachGraphicsDevice": leaf("Attach a VNC display and a video device. Defaults to true."),
+        "disableHotplug": leaf("No SCSI controller is added for disks attached to the running guest (virtctl "
+                               "addvolume), which are then refused."),
         "rng": free("A virtio-rng device fed from the host's /dev/urandom."),
         "tpm": obj({"enabled": leaf()}, description="A TPM 2.0 (tpm-tis), emulated by swtpm in the launcher pod.",
                    refused={"persistent": PERSISTENT_STATE}),

@@ -46,7 +46,7 @@ _EVICTION_STRATEGIES = ("None", "LiveMigrate", "LiveMigrateIfPossible", "Externa
 _CLOUD_INIT = ("cloudInitNoCloud", "cloudInitConfigDrive")
 _SOURCES = ("containerDisk", "cloudInitNoCloud", "cloudInitConfigDrive", "emptyDisk", "persistentVolumeClaim",
             "dataVolume", "hostDisk", "configMap", "secret", "serviceAccount", "downwardAPI")
-HOTPLUG_BUSES = ("scsi", "virtio")
+HOTPLUG_BUSES = ("scsi",)
 _BINDINGS = ("masquerade", "bridge")
 HYPERV_DEPENDENCIES = {"synic": ("vpindex",), "synictimer": ("synic", "vpindex"), "tlbflush": ("vpindex",),
                        "ipi": ("vpindex",)}
@@ -426,7 +426,10 @@ def _check_hotplug_disk(spec, name, here, errors):
     bus = disk["disk"].get("bus") or "scsi"
     if bus not in HOTPLUG_BUSES:
         errors.append(FieldError(here, f"hotpluggable volume {name!r}: bus {bus!r} cannot take a new disk while the "
-                                       "guest runs; use scsi or virtio", NOT_SUPPORTED))
+                                       "guest runs here (virtio needs spare PCIe ports, which are not reserved); "
+                                       "use scsi", NOT_SUPPORTED))
+    if (spec["domain"].get("devices") or {}).get("disableHotplug"):
+        errors.append(FieldError(here, f"hotpluggable volume {name!r}: spec.domain.devices.disableHotplug is set"))
     if disk.get("bootOrder") is not None:
         errors.append(FieldError(here, f"hotpluggable volume {name!r} cannot be a boot disk (bootOrder)"))
 

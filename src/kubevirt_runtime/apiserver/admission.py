@@ -23,13 +23,13 @@ from ..api import (
     VMI_KIND,
     VMI_PLURAL,
     ValidationContext,
+    cdi,
     default_vm,
     default_vmi,
     type_errors,
     validate_vm,
     validate_vmi,
 )
-from ..api import cdi
 from ..api import instancetype as it
 from ..api import snapshot as snap
 from ..api.constants import POOL_GROUP, POOL_KIND, POOL_PLURAL, VMIRS_KIND, VMIRS_PLURAL
@@ -65,7 +65,8 @@ for _kind, _plural in it.PLURALS.items():
 _VMIRS, _POOL = (GROUP, VMIRS_PLURAL), (POOL_GROUP, POOL_PLURAL)
 _VALIDATORS.update({_VMIRS: validate_replicaset, _POOL: validate_pool})
 _KINDS.update({_VMIRS: VMIRS_KIND, _POOL: POOL_KIND})
-_DV, _SNAPSHOT, _RESTORE = (cdi.GROUP, cdi.PLURAL), (snap.GROUP, snap.SNAPSHOT_PLURAL), (snap.GROUP, snap.RESTORE_PLURAL)
+_DV = (cdi.GROUP, cdi.PLURAL)
+_SNAPSHOT, _RESTORE = (snap.GROUP, snap.SNAPSHOT_PLURAL), (snap.GROUP, snap.RESTORE_PLURAL)
 _VALIDATORS.update({_DV: validate_datavolume, _SNAPSHOT: validate_snapshot, _RESTORE: validate_restore})
 _KINDS.update({_DV: cdi.KIND, _SNAPSHOT: snap.SNAPSHOT_KIND, _RESTORE: snap.RESTORE_KIND})
 _IMMUTABLE_SPEC = (_SNAPSHOT, _RESTORE)  # their validators compare with the stored object

@@ -15,8 +15,10 @@ Contract with virt-handler and virt-launcher (keep in sync with them; paths in a
   emptyDir ``container-disk-binary`` (/var/run/kubevirt/bin); then one init container per containerDisk
   volume, from that volume's image, runs that busybox to copy /disk/* to container-disks/<volume name>/,
   and one from the kernelBoot image copies the kernel and initrd to container-disks/kernel-boot/;
-- persistentVolumeClaim, hostDisk, configMap, secret, downwardAPI and serviceAccount volumes, and the
-  Secrets of cloud-init secretRefs, are pod volumes mounted under /var/run/kubevirt-private (podpaths);
+- persistentVolumeClaim, dataVolume (its PVC has the DataVolume's name), hostDisk, configMap, secret,
+  downwardAPI and serviceAccount volumes, and the Secrets of cloud-init secretRefs, are pod volumes mounted
+  under /var/run/kubevirt-private (podpaths); hotpluggable volumes are not: virt-handler bind-mounts them into
+  the emptyDir ``hotplug-disks`` (/var/run/kubevirt/hotplug-disks, HostToContainer) once the guest runs;
 - pod-level fields of the VMI (placement, scheduler, priority, DNS, hostname, probes) go to the pod;
 - the compute container is not privileged (see compute_security_context for the capabilities it keeps
   and why); its devices come from virt-handler's device plugin as extended resources (device_resources):
@@ -46,6 +48,7 @@ from ..api.podpaths import (
     CONTAINER_DISK_DIR,
     DOWNWARD_API,
     HOST_DISKS,
+    HOTPLUG_DISK_DIR,
     KERNEL_BOOT_DIR,
     PRIVATE_DIR,
     PVC_DISKS,
@@ -55,6 +58,7 @@ from ..api.podpaths import (
     private,
 )
 from ..api.quantity import cpu_millis, format_cpu, format_memory, memory_bytes
+from ..api.volumes import is_hotpluggable
 from .config import LAUNCHER_CPU_OVERHEAD, LAUNCHER_EXTRA_GRACE_SECONDS, LAUNCHER_MEMORY_OVERHEAD, ControllerConfig
 
 # Where the first init container leaves a static busybox for the copy containers.
@@ -169,9 +173,10 @@ class _PodVolumes:
 
     def __init__(self):
         self.volumes = [{"name": "sockets", "emptyDir": {}}, {"name": "private", "emptyDir": {}},
-                        {"name": "container-disks", "emptyDir": {}}]
+                        {"name": "container-disks", "emptyDir": {}}, {"name": "hotplug-disks", "emptyDir": {}}]
         self.mounts = [{"name": "sockets", "mountPath": SOCKET_DIR}, {"name": "private", "mountPath": PRIVATE_DIR},
-                       {"name": "container-disks", "mountPath": CONTAINER_DISK_DIR}]
+                       {"name": "container-disks", "mountPath": CONTAINER_DISK_DIR},
+                       {"name": "hotplug-disks", "mountPath": HOTPLUG_DISK_DIR, "mountPropagation": "HostToContainer"}]
         self.service_account = None
 
     def add(self, source: dict, mount_path: str, read_only=False):
@@ -184,10 +189,15 @@ class _PodVolumes:
 
     def add_vmi_volume(self, volume):
         name = volume["name"]
+        if is_hotpluggable(volume):
+            return  # attached to the running guest by virt-handler
         if volume.get("persistentVolumeClaim"):
             pvc = volume["persistentVolumeClaim"]
             self.add({"persistentVolumeClaim": {"claimName": pvc["claimName"],
                                                 "readOnly": bool(pvc.get("readOnly", False))}},
+                     private(PVC_DISKS, name))
+        elif volume.get("dataVolume"):
+            self.add({"persistentVolumeClaim": {"claimName": volume["dataVolume"]["name"], "readOnly": False}},
                      private(PVC_DISKS, name))
         elif volume.get("hostDisk"):
             disk = volume["hostDisk"]

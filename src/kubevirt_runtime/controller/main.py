@@ -22,6 +22,7 @@ from ..machinery.kubeconfig import load_api_client
 from ..machinery.leaderelection import LeaderElector
 from ..machinery.logs import setup_logging
 from ..machinery.resource import PODS, VMIS, VMS, ResourceClient
+from ..machinery.store import object_key
 from . import metrics
 from .config import DEFAULT_LAUNCHER_IMAGE, ControllerConfig
 from .datavolume import DATAVOLUMES, PVCS, STORAGE_CLASSES, STORAGE_POD_SELECTOR, DataVolumeController
@@ -29,6 +30,7 @@ from .instancetype import InstancetypeExpander
 from .pool import POOLS, PoolController
 from .replicaset import VMIRS, ReplicaSetController
 from .vm_controller import VMController
+from .vm_storage import VMIVolumeGate, VMStorage
 from .vmi_controller import VMIController, pod_indexers
 
 log = logging.getLogger("virt-controller")
@@ -96,6 +98,12 @@ class VirtController:
         self.datavolume_controller = DataVolumeController(
             dvs, pvcs, pods, self.dv_informer, self.pvc_informer, self.storage_pod_informer, self.class_informer,
             self.recorder, config.importer_image or config.launcher_image, config.launcher_pull_policy)
+        self.vm_controller.storage = VMStorage(
+            dvs, ResourceClient(api_client, VMIS, counters), self.dv_informer, self.pvc_informer, self.vm_informer,
+            lambda vm: self.vm_controller.queue.add(object_key(vm)), self.recorder)
+        gate = VMIVolumeGate(self.dv_informer, self.vmi_informer, lambda vmi: self.vmi_controller.queue.add(
+            object_key(vmi)))
+        self.vmi_controller.volumes_waiting = gate.waiting
 
     def informers(self):
         return [self.vm_informer, self.vmi_informer, self.pod_informer, self.replicaset_informer, self.pool_informer,

@@ -72,11 +72,13 @@ def build_vmi(vm, expansion=None):
 class VMController(Reconciler):
     name = "vm-controller"
 
-    def __init__(self, vm_client, vmi_client, vm_informer, vmi_informer, recorder, instancetypes=None):
+    def __init__(self, vm_client, vmi_client, vm_informer, vmi_informer, recorder, instancetypes=None, storage=None):
         """`vm_client` / `vmi_client`: ResourceClients (or fakes with the same methods) for VMs and VMIs;
-        `instancetypes`: an InstancetypeExpander (or a fake), for VMs with spec.instancetype/preference."""
+        `instancetypes`: an InstancetypeExpander (or a fake), for VMs with spec.instancetype/preference;
+        `storage`: a vm_storage.VMStorage (DataVolumes of dataVolumeTemplates, volume status, hotplug)."""
         self.vms, self.vmis = vm_client, vmi_client
         self.instancetypes = instancetypes
+        self.storage = storage
         self.vm_store, self.vmi_store = vm_informer.store, vmi_informer.store
         self.recorder = recorder
         self.queue = RateLimitingQueue("virt-controller-vm")
@@ -116,18 +118,28 @@ class VMController(Reconciler):
                                               "owned by this VM")
             else:
                 try:
-                    vm = self._sync_run_strategy(key, vm, vmi)
+                    if self._volumes_ready(vm):
+                        vm = self._sync_run_strategy(key, vm, vmi)
+                    if self.storage is not None:
+                        self.storage.sync_hotplug(vm, vmi)
                 except ApiError as exc:
                     sync_error = ("FailedCreate" if exc.status != 404 else "FailedDelete",
                                   exc.body.get("message", str(exc)))
                     log.warning("sync %s: %s", key, exc, extra=obj_fields(vm))
         adds, dels = self.expectations.pending(key)
-        status = desired_vm_status(vm, vmi, adds > 0, dels > 0, sync_error)
+        volumes = self.storage.facts(vm) if self.storage is not None else None
+        status = desired_vm_status(vm, vmi, adds > 0, dels > 0, sync_error, volumes=volumes)
         self._write_status(cached, vm, status)
         if vmi is not None and self.vmi_store.get(key) is vmi:  # else an event brings the changed VMI back
             self._release_vmi(vmi)
         if sync_error:
             raise RuntimeError(f"{key}: {sync_error[1]}")
+
+    def _volumes_ready(self, vm):
+        """As upstream: the VM's DataVolumes are created first; one that should run waits until they Succeeded."""
+        if self.storage is None or vm["metadata"].get("deletionTimestamp"):
+            return True
+        return self.storage.ensure(vm) or effective_run_strategy(vm) == RunStrategy.HALTED
 
     @staticmethod
     def _owned(vm, vmi):

@@ -127,8 +127,8 @@ def is_set_to_start(vm, vmi):
 
 # -- printable status
 
-def printable_status(vm, vmi, start_expected, stop_expected):
-    """First match wins, in upstream's order."""
+def printable_status(vm, vmi, start_expected, stop_expected, volumes=None):
+    """First match wins, in upstream's order. `volumes`: vm_storage.VolumeFacts of the VM's DataVolumes/PVCs."""
     vmi_status = (vmi or {}).get("status") or {}
     phase = vmi_status.get("phase") or VMIPhase.UNSET
     final = vmi is not None and vmi_is_final(vmi)
@@ -143,8 +143,14 @@ def printable_status(vm, vmi, start_expected, stop_expected):
         return PrintableStatus.PAUSED if paused else PrintableStatus.RUNNING
     if synced.get("status") == "False" and synced.get("reason") == "FailedPvcNotFound":
         return PrintableStatus.PVC_NOT_FOUND
+    if volumes is not None and volumes.datavolume_error:
+        return PrintableStatus.DATA_VOLUME_ERROR
     if scheduled_cond.get("status") == "False" and scheduled_cond.get("reason") == "Unschedulable":
         return PrintableStatus.UNSCHEDULABLE
+    if volumes is not None and volumes.provisioning:
+        return PrintableStatus.PROVISIONING
+    if volumes is not None and volumes.unbound_claim and is_set_to_start(vm, vmi):
+        return PrintableStatus.WAITING_FOR_VOLUME_BINDING
     if synced.get("status") == "False" and synced.get("reason") in ("ErrImagePull", "ImagePullBackOff"):
         return synced["reason"]
     if vmi is None and start_expected:
@@ -193,8 +199,8 @@ def _keep(status, previous, cond_type, value, reason, message, now):
     status["conditions"].append(holder["conditions"][0])
 
 
-def desired_vm_status(vm, vmi, start_expected, stop_expected, sync_error=None, now=None):
-    """The VM status to write after a sync (pure)."""
+def desired_vm_status(vm, vmi, start_expected, stop_expected, sync_error=None, now=None, volumes=None):
+    """The VM status to write after a sync (pure); `volumes` as printable_status takes them."""
     now = now or datetime.datetime.now(datetime.timezone.utc)
     stamp = format_time(now)
     status = copy.deepcopy(vm.get("status") or {})
@@ -214,5 +220,5 @@ def desired_vm_status(vm, vmi, start_expected, stop_expected, sync_error=None, n
         status["observedGeneration"] = int(generation)
     status["desiredGeneration"] = vm["metadata"].get("generation", 0)
     view = dict(vm, status=status)
-    status["printableStatus"] = printable_status(view, vmi, start_expected, stop_expected)
+    status["printableStatus"] = printable_status(view, vmi, start_expected, stop_expected, volumes)
     return status

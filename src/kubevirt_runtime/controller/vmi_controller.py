@@ -50,9 +50,11 @@ class VMIController(Reconciler):
     name = "vmi-controller"
 
     def __init__(self, vmi_client, pod_client, vmi_informer, pod_informer, recorder, config=None,
-                 cluster_config=None):
+                 cluster_config=None, volumes_waiting=None):
         """`vmi_client` / `pod_client`: ResourceClients (or fakes with the same methods); `cluster_config`: where
-        the KubeVirt CR's configuration comes from (machinery/cluster_config.py; default: upstream's defaults)."""
+        the KubeVirt CR's configuration comes from (machinery/cluster_config.py; default: upstream's defaults);
+        `volumes_waiting(vmi)`: why the VMI's DataVolumes are not ready for its pod yet (None: they are)."""
+        self.volumes_waiting = volumes_waiting
         self.config = config or ControllerConfig()
         self.cluster_config = cluster_config or StaticClusterConfig()
         self.vmis, self.pods = vmi_client, pod_client
@@ -111,6 +113,11 @@ class VMIController(Reconciler):
         phase = (vmi.get("status") or {}).get("phase") or VMIPhase.UNSET
         created_at = None
         if pod is None and phase in (VMIPhase.UNSET, VMIPhase.PENDING):
+            waiting = self.volumes_waiting(vmi) if self.volumes_waiting is not None else None
+            if waiting:  # a DataVolume event requeues the VMI
+                log.info("waiting for volumes: %s", waiting, extra=obj_fields(vmi))
+                self._write_status(vmi, desired_vmi_status(vmi, None, now_iso())[0])
+                return
             pod = self._create_pod(key, vmi)
             if pod is None:
                 return

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 from kubevirt_runtime.api.network import NetworkSpecError, binding, pod_interface
 from kubevirt_runtime.api.quantity import memory_bytes
+from kubevirt_runtime.api.volumes import is_hotpluggable
 
 KUBEVIRT_NS = "http://kubevirt.io"
 
@@ -290,13 +291,17 @@ def _disks(devices_el, vmi, ctx):
     spec = vmi["spec"]
     volumes = {v.get("name"): v for v in spec.get("volumes") or []}
     counters: dict[str, int] = {}
-    scsi = usb = False
+    # as upstream: a SCSI controller unless hotplug is disabled, so a disk can be attached to the running guest
+    scsi = not (spec["domain"].get("devices") or {}).get("disableHotplug")
+    usb = False
     for i, disk in enumerate(spec["domain"].get("devices", {}).get("disks") or []):
         path = f"spec.domain.devices.disks[{i}]"
         name = disk.get("name")
         volume = volumes.get(name)
         if volume is None:
             raise ConversionError(f"{path}.name: no volume named {name!r}")
+        if is_hotpluggable(volume):
+            continue  # virt-handler attaches it once the guest runs (hotplug_disk_xml)
         source = ctx.disks.get(name)
         if source is None:
             raise ConversionError(f"spec.volumes: volume {name!r} was not prepared by the launcher")

@@ -8,7 +8,8 @@ Where virt-controller mounted each volume is api/podpaths.py; relative to the la
   cloudInitConfigDrive: a config drive ISO (label "config-2": openstack/latest/{meta_data.json,
   user_data, network_data.json}). Data from a secretRef comes from the Secret mounted under cloud-init/.
 - emptyDisk: a sparse qcow2 of the requested capacity.
-- persistentVolumeClaim (filesystem mode): vmi-disks/<volume>/disk.img, as upstream.
+- persistentVolumeClaim and dataVolume (filesystem mode): vmi-disks/<volume>/disk.img, as upstream;
+  hotpluggable ones are left out here: virt-handler attaches them to the running guest (hotplug.py).
 - hostDisk: the file in the node directory mounted at host-disks/<volume>/ (created sparse for
   DiskOrCreate).
 - configMap, secret, downwardAPI, serviceAccount: an ISO of the mounted files (label volumeLabel, else
@@ -28,6 +29,7 @@ from pathlib import Path
 
 from kubevirt_runtime.api import podpaths
 from kubevirt_runtime.api.quantity import memory_bytes
+from kubevirt_runtime.api.volumes import is_hotpluggable
 
 from .converter import ConversionError, DiskSource
 
@@ -165,6 +167,8 @@ def prepare_volumes(vmi: dict, private_dir: Path, container_disk_dir: Path) -> d
     work_direct = supports_direct_io(work)
     for volume in vmi.get("spec", {}).get("volumes") or []:
         name = volume.get("name")
+        if is_hotpluggable(volume):
+            continue
         if volume.get("containerDisk") is not None:
             base = _container_disk_file(container_disk_dir / name, volume)
             fmt = image_format(base)
@@ -184,8 +188,8 @@ def prepare_volumes(vmi: dict, private_dir: Path, container_disk_dir: Path) -> d
                 subprocess.run([QEMU_IMG, "create", "-q", "-f", "qcow2", str(path), str(size)],
                                check=True, capture_output=True)
             out[name] = DiskSource(str(path), "qcow2", direct_io=work_direct)
-        elif volume.get("persistentVolumeClaim") is not None:
-            readonly = bool(volume["persistentVolumeClaim"].get("readOnly"))
+        elif volume.get("persistentVolumeClaim") is not None or volume.get("dataVolume") is not None:
+            readonly = bool((volume.get("persistentVolumeClaim") or {}).get("readOnly"))
             path = private_dir / podpaths.PVC_DISKS / name / "disk.img"
             block = Path("/dev") / name
             if path.exists():
@@ -194,7 +198,8 @@ def prepare_volumes(vmi: dict, private_dir: Path, container_disk_dir: Path) -> d
             elif block.exists() and block.is_block_device():
                 out[name] = DiskSource(str(block), "raw", block=True, readonly=readonly, direct_io=True)
             else:
-                raise ConversionError(f"spec.volumes[{name}].persistentVolumeClaim: {path} is not mounted")
+                kind = "persistentVolumeClaim" if volume.get("persistentVolumeClaim") is not None else "dataVolume"
+                raise ConversionError(f"spec.volumes[{name}].{kind}: {path} is not mounted")
         elif volume.get("hostDisk") is not None:
             out[name] = _host_disk(volume, private_dir)
         elif any(volume.get(kind) is not None for kind in _CONFIG_SOURCES) or volume.get("serviceAccount") is not None:

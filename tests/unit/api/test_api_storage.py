@@ -112,11 +112,12 @@ def test_a_hotplugged_disk_defaults_to_scsi_and_is_valid():
     disk = defaulted["spec"]["domain"]["devices"]["disks"][-1]
     assert disk["disk"]["bus"] == "scsi"
     assert validate_vmi(defaulted) == []
-    assert validate_vmi(default_vmi(hotplug_vmi("virtio", kind="dataVolume"))) == []
+    assert validate_vmi(default_vmi(hotplug_vmi("scsi", kind="dataVolume"))) == []
 
 
 @pytest.mark.parametrize("obj, words", [
-    (hotplug_vmi("sata"), "use scsi or virtio"),
+    (hotplug_vmi("sata"), "use scsi"),
+    (hotplug_vmi("virtio"), "spare PCIe ports"),
     (hotplug_vmi("scsi", boot_order=3), "boot disk"),
 ])
 def test_a_hotplugged_disk_must_be_attachable_to_a_running_guest(obj, words):
