@@ -90,6 +90,28 @@ class Events:
                 self.cond.wait(left)
 
 
+IDLE = (": kubevirt-container-disk={volume}; trap 'kill $! 2>/dev/null; exit 0' TERM; "
+        "while :; do /bin/busybox sleep 3600 & wait $!; done")
+
+
+@pytest.fixture
+def image_container():
+    """What a containerDisk container is to the launcher: a shell idling in the image (here chroot gives it that
+    root) whose script names the volume, as controller/launcher_pod.py makes it."""
+    started = []
+
+    def start(root: Path, volume: str) -> subprocess.Popen:
+        (root / "bin").mkdir(parents=True, exist_ok=True)
+        shutil.copy("/bin/busybox", root / "bin" / "busybox")  # Debian's busybox-static
+        started.append(subprocess.Popen(["chroot", str(root), "/bin/busybox", "sh", "-c", IDLE.format(volume=volume)]))
+        return started[-1]
+
+    yield start
+    for proc in started:
+        proc.kill()
+        proc.wait()
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -131,20 +153,23 @@ def test_boot_to_console_marker_then_guest_poweroff(launch, guest):
     console.close()
 
 
-def test_ports_pause_and_graceful_stop(launch, guest, workdir):
+def test_ports_pause_and_graceful_stop(launch, guest, workdir, image_container):
     uid = str(uuid.uuid4())
     port = free_port()
-    # a containerDisk, a cloud-init disk and an empty disk ride along
-    launcher = launch("net", uid, grace=2, extra_args=("--accel", "tcg"))
-    cd = launcher.container_disks / "rootdisk"
-    cd.mkdir(parents=True)
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(cd / "disk.qcow2"), "64M"], check=True)
-    before = hashlib.sha256((cd / "disk.qcow2").read_bytes()).hexdigest()
+    # a containerDisk (read in place from its image's container, nothing copied), a cloud-init disk and an empty
+    # disk ride along; the volume name is unique: other test runs on this host may have image containers too
+    rootdisk = f"rootdisk{uid[:6]}"
+    image = workdir / "image"
+    (image / "disk").mkdir(parents=True)
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image / "disk" / "disk.qcow2"), "64M"], check=True)
+    before = hashlib.sha256((image / "disk" / "disk.qcow2").read_bytes()).hexdigest()
+    container = image_container(image, rootdisk)
+    launcher = launch("net", uid, grace=2, extra_args=("--accel", "tcg", "--stop-container-disks"))
     vmi = guest_mod.vmi(
         "net", guest, uid=uid, ports=[port], serve_port=port,
-        disks=[{"name": "rootdisk", "disk": {"bus": "virtio"}}, {"name": "cloudinit", "disk": {"bus": "virtio"}},
+        disks=[{"name": rootdisk, "disk": {"bus": "virtio"}}, {"name": "cloudinit", "disk": {"bus": "virtio"}},
                {"name": "scratch", "disk": {"bus": "virtio"}}],
-        volumes=[{"name": "rootdisk", "containerDisk": {"image": "example/disk:1"}},
+        volumes=[{"name": rootdisk, "containerDisk": {"image": "example/disk:1"}},
                  {"name": "cloudinit", "cloudInitNoCloud": {"userData": "#cloud-config\npassword: x\n"}},
                  {"name": "scratch", "emptyDisk": {"capacity": "16Mi"}}])
     client = LauncherClient(launcher.socket)
@@ -157,7 +182,11 @@ def test_ports_pause_and_graceful_stop(launch, guest, workdir):
     console.sendall(b"ls /sys/block; echo DISKS-$((40+2))\n")
     out = guest_mod.read_until(console, b"DISKS-42", 30)
     assert b"vda" in out and b"vdb" in out and b"vdc" in out
-    assert (launcher.private / "disks" / "rootdisk.qcow2").exists()
+    overlay = launcher.private / "disks" / f"{rootdisk}.qcow2"
+    info = subprocess.run(["qemu-img", "info", "-U", "--output=json", str(overlay)], capture_output=True, text=True,
+                          check=True).stdout
+    assert f'"/proc/{container.pid}/root/disk/disk.qcow2"' in info  # the image itself is the backing file
+    assert not any(launcher.base.rglob("disk.qcow2"))  # and it was never copied
     assert (launcher.private / "disks" / "cloudinit.iso").exists()
 
     # traffic to the declared port of the pod's address reaches the guest (virt-handler's NAT in the pod)
@@ -185,7 +214,8 @@ def test_ports_pause_and_graceful_stop(launch, guest, workdir):
     assert final["reason"] == "PodTerminated" and final["outcome"] == "Failed"
     assert 1.5 <= took < 15
     assert launcher.proc.wait(30) == 1
-    assert hashlib.sha256((cd / "disk.qcow2").read_bytes()).hexdigest() == before  # image never written
+    assert container.wait(10) == 0  # the launcher stopped the image's container on its way out (status 0)
+    assert hashlib.sha256((image / "disk" / "disk.qcow2").read_bytes()).hexdigest() == before  # never written
     console.close()
 
 

@@ -6,8 +6,13 @@ each holds one subdirectory per VMI volume, named like the volume.
 
 SOCKET_DIR = "/var/run/kubevirt/sockets"
 PRIVATE_DIR = "/var/run/kubevirt-private"
-CONTAINER_DISK_DIR = "/var/run/kubevirt/container-disks"  # <volume>/: a containerDisk image's /disk/*
-KERNEL_BOOT_DIR = "kernel-boot"  # under CONTAINER_DISK_DIR: kernelBoot.container's kernel and initrd
+# containerDisk and kernelBoot images are not copied: each runs idle as a container of the pod, a shell whose
+# script starts with ": CONTAINER_DISK_MARKER=<volume name | KERNEL_BOOT_DIR>;"; the launcher finds it (the pod
+# shares one PID namespace) and reads the image through /proc/<pid>/root (launcher/container_disks.py).
+CONTAINER_DISK_MARKER = "kubevirt-container-disk"
+KERNEL_BOOT_DIR = "kernel-boot"  # the kernelBoot image's name in that script (and in CONTAINER_DISK_DIR)
+# A launcher run as a local process (no pod) reads <volume>/ here instead: the image's files.
+CONTAINER_DISK_DIR = "/var/run/kubevirt/container-disks"
 # <volume>/: the directory of a hotplugged PVC, bind-mounted by virt-handler into this emptyDir (whose mount
 # takes mounts from the host: mountPropagation HostToContainer); the disk is <volume>/disk.img.
 HOTPLUG_DISK_DIR = "/var/run/kubevirt/hotplug-disks"

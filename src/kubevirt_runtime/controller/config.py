@@ -12,6 +12,9 @@ LAUNCHER_CPU_OVERHEAD = "100m"
 LAUNCHER_EXTRA_GRACE_SECONDS = 15
 
 DEFAULT_LAUNCHER_IMAGE = "kubevirt-ops/virt-launcher:latest"
+# What a containerDisk container runs (the image is FROM scratch: it has nothing to run itself): the pod
+# sandbox's pause binary, reached through PID 1's root in the pod's shared PID namespace.
+CONTAINER_DISK_COMMAND = ("/proc/1/root/pause",)
 
 
 @dataclass
@@ -19,6 +22,7 @@ class ControllerConfig:
     launcher_image: str = DEFAULT_LAUNCHER_IMAGE
     launcher_pull_policy: str = "IfNotPresent"
     importer_image: str | None = None  # the DataVolume, snapshot and restore pods' (None: the launcher image)
+    container_disk_command: tuple = CONTAINER_DISK_COMMAND
     namespace: str = "kubevirt"  # where the leader-election Lease lives
     lease_name: str = "virt-controller"
     vm_workers: int = 3

@@ -7,14 +7,21 @@ Contract with virt-handler and virt-launcher (keep in sync with them; paths in a
 - labels: the VMI's, plus ``kubevirt.io: virt-launcher``, ``kubevirt.io/created-by: <vmi uid>``,
   ``vm.kubevirt.io/name``; annotations: the VMI's (as upstream, without kubectl's), plus
   ``kubevirt.io/domain: <vmi name>``; owner reference to the VMI (controller);
-- container ``compute`` runs ``virt-launcher --name --namespace --uid --socket-dir --grace-period --in-pod``;
-- emptyDirs ``sockets`` (/var/run/kubevirt/sockets, the handler finds launcher.sock there),
-  ``private`` (/var/run/kubevirt-private), ``container-disks`` (/var/run/kubevirt/container-disks);
-- containerDisk and kernelBoot images may be FROM scratch (no shell, as upstream's are): the first init
-  container, ``container-disk-binary``, runs the launcher image to copy its static /bin/busybox into the
-  emptyDir ``container-disk-binary`` (/var/run/kubevirt/bin); then one init container per containerDisk
-  volume, from that volume's image, runs that busybox to copy /disk/* to container-disks/<volume name>/,
-  and one from the kernelBoot image copies the kernel and initrd to container-disks/kernel-boot/;
+- container ``compute`` runs ``virt-launcher --name --namespace --uid --socket-dir --grace-period --in-pod``
+  (and ``--stop-container-disks`` when the pod has containerDisk containers);
+- emptyDirs ``sockets`` (/var/run/kubevirt/sockets, the handler finds launcher.sock there) and ``private``
+  (/var/run/kubevirt-private);
+- containerDisks are not copied. Each containerDisk volume (and a kernelBoot image) is a container of the pod,
+  ``container-disk-<i>``, from that image, placed before ``compute`` so the kubelet starts it first, idling in
+  a busybox shell: the images may be FROM scratch (as upstream's), so the one init container,
+  ``container-disk-binary``, copies the launcher image's static /bin/busybox into the emptyDir
+  ``container-disk-binary`` (/var/run/kubevirt/bin). The shell's script names the volume
+  (``: kubevirt-container-disk=<volume | kernel-boot>``, api/podpaths.py); the pod shares one PID namespace, so
+  the launcher finds that process and opens the image's files through /proc/<pid>/root (a qcow2 overlay on
+  top for disks), and stops these containers (exit 0) when it exits, so the pod completes. They run as root
+  without any capability: the compute container (root, a few capabilities) may then read their root, which
+  needs the same uid and a superset of the target's capabilities;
+- env ``KUBEVIRT_USE_EMULATION=true`` on compute when the KubeVirt CR says useEmulation;
 - persistentVolumeClaim, dataVolume (its PVC has the DataVolume's name), hostDisk, configMap, secret,
   downwardAPI and serviceAccount volumes, and the Secrets of cloud-init secretRefs, are pod volumes mounted
   under /var/run/kubevirt-private (podpaths); hotpluggable volumes are not: virt-handler bind-mounts them into
@@ -45,7 +52,7 @@ from ..api.network import pod_interface
 from ..api.podpaths import (
     CLOUD_INIT,
     CONFIG_MAPS,
-    CONTAINER_DISK_DIR,
+    CONTAINER_DISK_MARKER,
     DOWNWARD_API,
     HOST_DISKS,
     HOTPLUG_DISK_DIR,
@@ -61,7 +68,7 @@ from ..api.quantity import cpu_millis, format_cpu, format_memory, memory_bytes
 from ..api.volumes import is_hotpluggable
 from .config import LAUNCHER_CPU_OVERHEAD, LAUNCHER_EXTRA_GRACE_SECONDS, LAUNCHER_MEMORY_OVERHEAD, ControllerConfig
 
-# Where the first init container leaves a static busybox for the copy containers.
+# Where the init container leaves a static busybox for the containerDisk containers.
 BIN_DIR = "/var/run/kubevirt/bin"
 BUSYBOX = f"{BIN_DIR}/busybox"
 LAUNCHER_BUSYBOX = "/bin/busybox"  # static (Debian's busybox-static) in the launcher image
@@ -139,33 +146,31 @@ def _binary_init(config):
     }
 
 
-def _copy_init(name, image, policy, script):
-    """An init container from `image` that runs `script` with the shared busybox (the image needs no shell);
-    busybox sh expands globs itself and every tool is called through busybox, never looked up in PATH."""
+def _container_disk(index, volume_name, image, policy):
+    """An idle container from a containerDisk's image; the launcher reads the image through its /proc root.
+    It leaves with status 0 on SIGTERM (the launcher's, or the kubelet's), whatever it was waiting on."""
+    script = (f": {CONTAINER_DISK_MARKER}={volume_name}; trap 'kill $! 2>/dev/null; exit 0' TERM; "
+              f"while :; do {BUSYBOX} sleep 3600 & wait $!; done")
     return {
-        "name": name,
+        "name": f"container-disk-{index}",
         "image": image,
         "imagePullPolicy": policy or pull_policy(image),
         "command": [BUSYBOX, "sh", "-c", script],
-        "volumeMounts": [{"name": "container-disks", "mountPath": CONTAINER_DISK_DIR},
-                         {"name": "container-disk-binary", "mountPath": BIN_DIR, "readOnly": True}],
-        "resources": {"requests": {"cpu": "10m", "memory": "40Mi"}},
+        "volumeMounts": [{"name": "container-disk-binary", "mountPath": BIN_DIR, "readOnly": True}],
+        "resources": {"requests": {"cpu": "1m", "memory": "1Mi"}},
+        "securityContext": {"runAsUser": 0, "runAsNonRoot": False, "allowPrivilegeEscalation": False,
+                            "capabilities": {"drop": ["ALL"]}, "readOnlyRootFilesystem": True},
     }
 
 
-def _container_disk_init(index, volume):
-    name, disk = volume["name"], volume["containerDisk"]
-    target = f"{CONTAINER_DISK_DIR}/{name}"
-    return _copy_init(f"container-disk-{index}", disk["image"], disk.get("imagePullPolicy"),
-                      f"{BUSYBOX} mkdir -p {target} && {BUSYBOX} cp /disk/* {target}/")
-
-
-def _kernel_boot_init(container):
-    target = f"{CONTAINER_DISK_DIR}/{KERNEL_BOOT_DIR}"
-    copies = " && ".join(f"{BUSYBOX} cp {container[key]} {target}/{posixpath.basename(container[key])}"
-                         for key in ("kernelPath", "initrdPath") if container.get(key))
-    return _copy_init("kernel-boot", container["image"], container.get("imagePullPolicy"),
-                      f"{BUSYBOX} mkdir -p {target} && {copies}")
+def _disk_images(spec):
+    """[(volume name, image, pull policy)] of the images the launcher reads: containerDisks and kernelBoot."""
+    out = [(v["name"], v["containerDisk"]["image"], v["containerDisk"].get("imagePullPolicy"))
+           for v in spec.get("volumes") or [] if v.get("containerDisk")]
+    kernel = ((spec["domain"].get("firmware") or {}).get("kernelBoot") or {}).get("container")
+    if kernel and kernel.get("image"):
+        out.append((KERNEL_BOOT_DIR, kernel["image"], kernel.get("imagePullPolicy")))
+    return out
 
 
 class _PodVolumes:
@@ -173,9 +178,8 @@ class _PodVolumes:
 
     def __init__(self):
         self.volumes = [{"name": "sockets", "emptyDir": {}}, {"name": "private", "emptyDir": {}},
-                        {"name": "container-disks", "emptyDir": {}}, {"name": "hotplug-disks", "emptyDir": {}}]
+                        {"name": "hotplug-disks", "emptyDir": {}}]
         self.mounts = [{"name": "sockets", "mountPath": SOCKET_DIR}, {"name": "private", "mountPath": PRIVATE_DIR},
-                       {"name": "container-disks", "mountPath": CONTAINER_DISK_DIR},
                        {"name": "hotplug-disks", "mountPath": HOTPLUG_DISK_DIR, "mountPropagation": "HostToContainer"}]
         self.service_account = None
 
@@ -310,14 +314,9 @@ def render_launcher_pod(vmi, config=None, cluster=None):
     labels = {k: v for k, v in (meta.get("labels") or {}).items() if k != NODE_NAME_LABEL}
     labels.update({APP_LABEL: LAUNCHER_APP_VALUE, CREATED_BY_LABEL: uid, VM_NAME_LABEL: name})
     pod_volumes = _PodVolumes()
-    init_containers = []
     for volume in spec.get("volumes") or []:
-        if volume.get("containerDisk"):
-            init_containers.append(_container_disk_init(len(init_containers), volume))
         pod_volumes.add_vmi_volume(volume)
-    kernel = ((spec["domain"].get("firmware") or {}).get("kernelBoot") or {}).get("container")
-    if kernel:
-        init_containers.append(_kernel_boot_init(kernel))
+    disk_containers = [_container_disk(i, *image) for i, image in enumerate(_disk_images(spec))]
     compute = {
         "name": "compute",
         "image": config.launcher_image,
@@ -331,18 +330,21 @@ def render_launcher_pod(vmi, config=None, cluster=None):
     for key in ("readinessProbe", "livenessProbe"):
         if spec.get(key):
             compute[key] = _probe(vmi, spec[key])
+    if disk_containers:
+        compute["command"].append("--stop-container-disks")
     pod_spec = {
         "restartPolicy": "Never",
         "terminationGracePeriodSeconds": grace + LAUNCHER_EXTRA_GRACE_SECONDS,
         "automountServiceAccountToken": False,
         "hostname": (spec.get("hostname") or name)[:63],
-        "containers": [compute],
+        "containers": disk_containers + [compute],
         "volumes": pod_volumes.volumes,
     }
     if pod_volumes.service_account:
         pod_spec["serviceAccountName"] = pod_volumes.service_account
-    if init_containers:
-        pod_spec["initContainers"] = [_binary_init(config)] + init_containers
+    if disk_containers:
+        pod_spec["initContainers"] = [_binary_init(config)]
+        pod_spec["shareProcessNamespace"] = True
         pod_volumes.volumes.append({"name": "container-disk-binary", "emptyDir": {}})
     pull_secrets = _image_pull_secrets(spec)
     if pull_secrets:

@@ -1,9 +1,10 @@
 """Turns a VMI's volumes into files the domain can use (the launcher's side effects before `convert`).
 
 Where virt-controller mounted each volume is api/podpaths.py; relative to the launcher's private dir:
-- containerDisk: the init container copied the image's /disk/* into <container-disks>/<volume>/; the
-  launcher creates a qcow2 overlay on it in the private dir, so the guest's writes land in the
-  overlay and the image's disk is never written (QEMU opens a backing file read-only).
+- containerDisk: the image's disk (its one file under /disk/, or containerDisk.path), read in place through
+  the root of the image's container (container_disks.py); the launcher creates a qcow2 overlay on it in the
+  private dir, so the guest's writes land in the overlay and the image is never written (QEMU opens a
+  backing file read-only) nor copied.
 - cloudInitNoCloud: a NoCloud ISO (volume label "cidata": user-data, meta-data, network-config);
   cloudInitConfigDrive: a config drive ISO (label "config-2": openstack/latest/{meta_data.json,
   user_data, network_data.json}). Data from a secretRef comes from the Secret mounted under cloud-init/.
@@ -14,7 +15,7 @@ Where virt-controller mounted each volume is api/podpaths.py; relative to the la
   DiskOrCreate).
 - configMap, secret, downwardAPI, serviceAccount: an ISO of the mounted files (label volumeLabel, else
   "cfgdata"), as upstream attaches them.
-- kernelBoot: the init container copied kernelPath/initrdPath into <container-disks>/kernel-boot/.
+- kernelBoot: kernelPath/initrdPath read in place from the kernelBoot image's container, as containerDisks.
 
 Each DiskSource says whether direct I/O works where the file lives, so the converter can pick cache "none".
 """
@@ -31,10 +32,10 @@ from kubevirt_runtime.api import podpaths
 from kubevirt_runtime.api.quantity import memory_bytes
 from kubevirt_runtime.api.volumes import is_hotpluggable
 
+from . import container_disks
 from .converter import ConversionError, DiskSource
 
 QEMU_IMG = "qemu-img"
-KERNEL_BOOT_DIR = podpaths.KERNEL_BOOT_DIR
 CONFIG_LABEL = "cfgdata"
 _CONFIG_SOURCES = {"configMap": podpaths.CONFIG_MAPS, "secret": podpaths.SECRETS,
                    "downwardAPI": podpaths.DOWNWARD_API}
@@ -80,17 +81,33 @@ def image_format(path: Path) -> str:
     return json.loads(out).get("format", "raw")
 
 
-def _container_disk_file(directory: Path, volume: dict) -> Path:
+def _image_root(volume_name: str, container_disk_dir: Path, field: str) -> Path:
+    try:
+        return container_disks.root_of(volume_name, container_disk_dir)
+    except LookupError as exc:
+        raise ConversionError(f"{field}: {exc}") from None
+
+
+def _in_image(root: Path, wanted: str) -> Path | None:
+    """`wanted` (a path in the image) under `root`; also by its file name alone (a local copy is flat)."""
+    for candidate in (root / wanted.strip("/"), root / Path(wanted).name):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _container_disk_file(root: Path, volume: dict) -> Path:
+    field = f"spec.volumes[{volume['name']}].containerDisk"
     wanted = (volume["containerDisk"].get("path") or "").strip("/")
     if wanted:
-        for candidate in (directory / wanted, directory / Path(wanted).name):
-            if candidate.is_file():
-                return candidate
-        raise ConversionError(f"spec.volumes[{volume['name']}].containerDisk.path: {wanted} not found in {directory}")
+        found = _in_image(root, wanted)
+        if found is None:
+            raise ConversionError(f"{field}.path: /{wanted} not found in the image")
+        return found
+    directory = root / "disk" if (root / "disk").is_dir() else root
     files = sorted(p for p in directory.iterdir() if p.is_file()) if directory.is_dir() else []
     if len(files) != 1:
-        raise ConversionError(f"spec.volumes[{volume['name']}].containerDisk: expected one disk file in "
-                              f"{directory}, found {len(files)}")
+        raise ConversionError(f"{field}: expected one disk file in the image's /disk, found {len(files)}")
     return files[0]
 
 
@@ -170,11 +187,13 @@ def prepare_volumes(vmi: dict, private_dir: Path, container_disk_dir: Path) -> d
         if is_hotpluggable(volume):
             continue
         if volume.get("containerDisk") is not None:
-            base = _container_disk_file(container_disk_dir / name, volume)
+            root = _image_root(name, container_disk_dir, f"spec.volumes[{name}].containerDisk")
+            base = _container_disk_file(root, volume)
             fmt = image_format(base)
             overlay = work / f"{name}.qcow2"
             if not overlay.exists():
-                subprocess.run([QEMU_IMG, "create", "-q", "-f", "qcow2", "-F", fmt, "-b", str(base.resolve()),
+                # abspath, not resolve(): /proc/<pid>/root must stay in the path for the kernel to follow
+                subprocess.run([QEMU_IMG, "create", "-q", "-f", "qcow2", "-F", fmt, "-b", os.path.abspath(base),
                                 str(overlay)], check=True, capture_output=True)
             out[name] = DiskSource(str(overlay), "qcow2", direct_io=work_direct and supports_direct_io(base))
         elif volume.get("cloudInitNoCloud") is not None or volume.get("cloudInitConfigDrive") is not None:
@@ -220,16 +239,20 @@ def prepare_volumes(vmi: dict, private_dir: Path, container_disk_dir: Path) -> d
 def kernel_boot_paths(vmi: dict, container_disk_dir: Path) -> tuple[str | None, str | None]:
     kernel_boot = vmi.get("spec", {}).get("domain", {}).get("firmware", {}).get("kernelBoot") or {}
     container = kernel_boot.get("container") or {}
+    if not container.get("kernelPath") and not container.get("initrdPath"):
+        return None, None
+    field = "spec.domain.firmware.kernelBoot.container"
+    root = _image_root(podpaths.KERNEL_BOOT_DIR, container_disk_dir, field)
     found = []
     for key in ("kernelPath", "initrdPath"):
         wanted = container.get(key)
         if not wanted:
             found.append(None)
             continue
-        path = container_disk_dir / KERNEL_BOOT_DIR / Path(wanted).name
-        if not path.is_file():
-            raise ConversionError(f"spec.domain.firmware.kernelBoot.container.{key}: {path} not found")
-        found.append(str(path))
+        path = _in_image(root, wanted)
+        if path is None:
+            raise ConversionError(f"{field}.{key}: {wanted} not found in the image")
+        found.append(os.path.abspath(path))
     return found[0], found[1]
 
 

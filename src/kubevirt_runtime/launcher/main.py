@@ -83,6 +83,8 @@ def parse_args(argv=None):
     p.add_argument("--container-disk-dir", default="/var/run/kubevirt/container-disks",
                    help="containerDisk contents, one directory per volume")
     p.add_argument("--grace-period", type=int, default=30, help="terminationGracePeriodSeconds")
+    p.add_argument("--stop-container-disks", action="store_true",
+                   help="on exit, stop the pod's containerDisk containers (so the pod ends with the launcher)")
     p.add_argument("--accel", choices=("kvm", "tcg"), default=os.environ.get("KUBEVIRT_ACCEL") or None,
                    help="skip the KVM probe and use this accelerator")
     p.add_argument("--use-emulation", action="store_true",
@@ -137,6 +139,7 @@ def main(argv=None) -> int:
     except Exception as exc:
         log.error("libvirt did not start: %s", exc)
         daemon.stop()
+        _stop_container_disks(args)
         return 2
     log.info("libvirtd (pid %s) ready after %.2fs", daemon.pid, time.monotonic() - t0)
 
@@ -171,7 +174,14 @@ def main(argv=None) -> int:
     server.stop()
     daemon.stop()
     reap_orphans()
+    _stop_container_disks(args)
     return 0 if state.get("outcome") in ("Succeeded", None) else 1
+
+
+def _stop_container_disks(args) -> None:
+    if args.stop_container_disks:
+        from .container_disks import stop_all
+        log.info("stopped the containerDisk containers (pids %s)", stop_all())
 
 
 if __name__ == "__main__":

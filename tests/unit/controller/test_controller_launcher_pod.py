@@ -34,23 +34,22 @@ def test_pod_matches_the_handler_contract():
                                    "kubectl.kubernetes.io/default-container": "compute"}
     assert meta["ownerReferences"][0]["uid"] == "1234-abcd" and meta["ownerReferences"][0]["controller"]
     assert spec["restartPolicy"] == "Never" and spec["terminationGracePeriodSeconds"] == 35
-    compute = spec["containers"][0]
+    compute = spec["containers"][-1]
     assert compute["name"] == "compute" and compute["image"] == "img:1" and compute["imagePullPolicy"] == "IfNotPresent"
     assert compute["command"] == ["virt-launcher", "--name", "testvmi", "--namespace", "ns1", "--uid", "1234-abcd",
-                                  "--socket-dir", "/var/run/kubevirt/sockets", "--grace-period", "20", "--in-pod"]
+                                  "--socket-dir", "/var/run/kubevirt/sockets", "--grace-period", "20", "--in-pod",
+                                  "--stop-container-disks"]
     assert compute["securityContext"] == {
         "privileged": False, "allowPrivilegeEscalation": False, "runAsUser": 0, "runAsNonRoot": False,
         "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE", "SETUID", "SETGID", "SETPCAP", "DAC_OVERRIDE"]}}
     mounts = {m["name"]: m["mountPath"] for m in compute["volumeMounts"]}
     assert mounts["sockets"] == "/var/run/kubevirt/sockets"
     assert mounts["private"] == "/var/run/kubevirt-private"
-    assert mounts["container-disks"] == "/var/run/kubevirt/container-disks"
     assert "/var/run/kubevirt-private/vmi-disks/data" in mounts.values()
     assert {"name": "sockets", "emptyDir": {}} in spec["volumes"]
-    init = spec["initContainers"]
-    assert [c["name"] for c in init] == ["container-disk-binary", "container-disk-0"]
-    assert init[1]["image"] == "example/cirros:latest"
-    assert "cp /disk/* /var/run/kubevirt/container-disks/root/" in init[1]["command"][-1]
+    assert [c["name"] for c in spec["initContainers"]] == ["container-disk-binary"]
+    assert [c["name"] for c in spec["containers"]] == ["container-disk-0", "compute"]
+    assert spec["containers"][0]["image"] == "example/cirros:latest"
     assert spec["nodeSelector"] == {"disk": "ssd"} and spec["tolerations"] and spec["affinity"]
 
 
@@ -76,7 +75,7 @@ def test_cpu_request_follows_the_cpu_allocation_ratio():
     vmi["spec"]["domain"]["cpu"] = {"sockets": 1, "cores": 2, "threads": 2}
     assert launcher_resources(vmi, ClusterConfig(cpu_allocation_ratio=3))["requests"]["cpu"] == "1334m"
     pod = render_launcher_pod(vmi, cluster=ClusterConfig(cpu_allocation_ratio=100))
-    assert pod["spec"]["containers"][0]["resources"]["requests"]["cpu"] == "40m"
+    assert pod["spec"]["containers"][-1]["resources"]["requests"]["cpu"] == "40m"
 
 
 def test_cluster_config_from_the_kubevirt_cr():
@@ -89,32 +88,41 @@ def test_cluster_config_from_the_kubevirt_cr():
         assert ClusterConfig.from_kubevirt(kv).cpu_allocation_ratio == 10
 
 
-def test_container_disks_need_no_shell_in_their_image():
-    """Upstream containerDisks are FROM scratch: the copy runs the launcher image's static busybox."""
-    spec = render_launcher_pod(default_vmi(VMI), ControllerConfig(launcher_image="img:1",
-                                                                  launcher_pull_policy="Never"))["spec"]
-    binary, copy = spec["initContainers"]
+def test_container_disks_idle_in_the_pod_and_are_never_copied():
+    """Upstream containerDisks are FROM scratch: their container idles in the launcher image's static busybox
+    (copied by the one init container), and the launcher reads the image through that process's /proc root."""
+    vmi = default_vmi(VMI)
+    vmi["spec"]["domain"]["firmware"] = {"kernelBoot": {"container": {
+        "image": "example/kernel:1", "kernelPath": "/boot/vmlinuz", "imagePullPolicy": "Never"}}}
+    spec = render_launcher_pod(vmi, ControllerConfig(launcher_image="img:1", launcher_pull_policy="Never"))["spec"]
+    assert spec["shareProcessNamespace"] is True
+    (binary,) = spec["initContainers"]
     assert binary["image"] == "img:1" and binary["imagePullPolicy"] == "Never"
     assert binary["command"] == ["/bin/busybox", "cp", "/bin/busybox", "/var/run/kubevirt/bin/busybox"]
-    assert binary["volumeMounts"] == [{"name": "container-disk-binary", "mountPath": "/var/run/kubevirt/bin"}]
     assert {"name": "container-disk-binary", "emptyDir": {}} in spec["volumes"]
-    assert copy["command"][:3] == ["/var/run/kubevirt/bin/busybox", "sh", "-c"]
-    script = copy["command"][3]
-    # every tool goes through busybox by path: nothing is looked up in the (empty) image
-    for tool in ("mkdir", "cp"):
-        assert f"/var/run/kubevirt/bin/busybox {tool} " in script
-    mounts = {m["name"]: m for m in copy["volumeMounts"]}
-    assert mounts["container-disk-binary"]["readOnly"] is True
-    assert mounts["container-disks"]["mountPath"] == "/var/run/kubevirt/container-disks"
-    # the compute container does not need the bin dir
-    assert "container-disk-binary" not in {m["name"] for m in spec["containers"][0]["volumeMounts"]}
+    disk, kernel, compute = spec["containers"]
+    assert disk["image"] == "example/cirros:latest" and disk["imagePullPolicy"] == "Always"  # :latest
+    assert disk["command"][:3] == ["/var/run/kubevirt/bin/busybox", "sh", "-c"]
+    script = disk["command"][3]
+    assert script.startswith(": kubevirt-container-disk=root;") and "trap 'kill $! 2>/dev/null; exit 0' TERM" in script
+    assert kernel["image"] == "example/kernel:1" and kernel["imagePullPolicy"] == "Never"
+    assert kernel["command"][3].startswith(": kubevirt-container-disk=kernel-boot;")
+    assert disk["volumeMounts"] == [{"name": "container-disk-binary", "mountPath": "/var/run/kubevirt/bin",
+                                     "readOnly": True}]
+    # root without a capability: the compute container (root, some capabilities) may read their root
+    assert disk["securityContext"]["runAsUser"] == 0 and disk["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert "--stop-container-disks" in compute["command"]
+    assert "container-disk-binary" not in {m["name"] for m in compute["volumeMounts"]}
+    assert all(v["name"] != "container-disks" for v in spec["volumes"])
 
 
 def test_no_init_containers_without_container_disks():
     vmi = default_vmi(dict(VMI, spec=dict(VMI["spec"], volumes=[
         {"name": "data", "persistentVolumeClaim": {"claimName": "pvc1"}}])))
     spec = render_launcher_pod(vmi)["spec"]
-    assert "initContainers" not in spec
+    assert "initContainers" not in spec and "shareProcessNamespace" not in spec
+    assert [c["name"] for c in spec["containers"]] == ["compute"]
+    assert "--stop-container-disks" not in spec["containers"][0]["command"]
     assert all(v["name"] != "container-disk-binary" for v in spec["volumes"])
 
 
@@ -124,7 +132,7 @@ def pod_of(**spec):
 
 
 def mounts_of(pod):
-    return {m["mountPath"]: m["name"] for m in pod["spec"]["containers"][0]["volumeMounts"]}
+    return {m["mountPath"]: m["name"] for m in pod["spec"]["containers"][-1]["volumeMounts"]}
 
 
 def pod_volume(pod, mount_path):
@@ -159,7 +167,7 @@ def test_probes_go_to_the_compute_container_with_named_ports_resolved():
         "tcpSocket": {"port": "ssh"}, "periodSeconds": 3}, livenessProbe={"httpGet": {"port": 80, "path": "/"}})))
     vmi["spec"]["domain"]["devices"]["interfaces"] = [{"name": "default", "masquerade": {},
                                                        "ports": [{"name": "ssh", "port": 22}]}]
-    compute = render_launcher_pod(vmi)["spec"]["containers"][0]
+    compute = render_launcher_pod(vmi)["spec"]["containers"][-1]
     assert compute["readinessProbe"] == {"periodSeconds": 3, "tcpSocket": {"port": 22}}
     assert compute["livenessProbe"] == {"httpGet": {"port": 80, "path": "/"}}
 
@@ -172,12 +180,9 @@ def test_image_pull_secrets_of_container_disks_and_kernel_boot():
         "imagePullSecret": "kernelcred"}}}
     spec = render_launcher_pod(vmi)["spec"]
     assert spec["imagePullSecrets"] == [{"name": "regcred"}, {"name": "kernelcred"}]
-    kernel = spec["initContainers"][-1]
-    assert kernel["name"] == "kernel-boot" and kernel["image"] == "kernels:1"
-    assert kernel["imagePullPolicy"] == "IfNotPresent"
-    script = kernel["command"][-1]
-    assert "cp /boot/vmlinuz /var/run/kubevirt/container-disks/kernel-boot/vmlinuz" in script
-    assert "cp /boot/initrd.img /var/run/kubevirt/container-disks/kernel-boot/initrd.img" in script
+    kernel = spec["containers"][-2]
+    assert kernel["image"] == "kernels:1" and kernel["imagePullPolicy"] == "IfNotPresent"
+    assert kernel["command"][3].startswith(": kubevirt-container-disk=kernel-boot;")
 
 
 def test_config_volumes_are_mounted_for_the_launcher():
@@ -225,6 +230,6 @@ def test_devices_are_requested_and_limited_alike():
     from kubevirt_runtime.api.cluster_config import ClusterConfig
     vmi = default_vmi(VMI)  # the default interface: bridge on the pod network
     pod = render_launcher_pod(vmi, ControllerConfig(), ClusterConfig(use_emulation=True))
-    resources = pod["spec"]["containers"][0]["resources"]
+    resources = pod["spec"]["containers"][-1]["resources"]
     assert resources["requests"]["devices.kubevirt.io/tun"] == resources["limits"]["devices.kubevirt.io/tun"] == "1"
     assert "devices.kubevirt.io/kvm" not in resources["limits"]
