@@ -21,7 +21,6 @@ Contract with virt-handler and virt-launcher (keep in sync with them; paths in a
   top for disks), and stops these containers (exit 0) when it exits, so the pod completes. They run as root
   without any capability: the compute container (root, a few capabilities) may then read their root, which
   needs the same uid and a superset of the target's capabilities;
-- env ``KUBEVIRT_USE_EMULATION=true`` on compute when the KubeVirt CR says useEmulation;
 - persistentVolumeClaim, dataVolume (its PVC has the DataVolume's name), hostDisk, configMap, secret,
   downwardAPI and serviceAccount volumes, and the Secrets of cloud-init secretRefs, are pod volumes mounted
   under /var/run/kubevirt-private (podpaths); hotpluggable volumes are not: virt-handler bind-mounts them into

@@ -117,6 +117,15 @@ def main(argv=None) -> int:
         libvirtd.prepare_container()
     elif not args.no_namespace:
         libvirtd.enter_private_mount_namespace(private)
+    if args.in_pod or not args.no_namespace:
+        from . import caps_cache
+        # In a pod the device plugin hands out /dev/kvm only where KVM is wanted; a local TCG-only launcher
+        # hides the host's from libvirt in its own mount namespace.
+        hidden = not args.in_pod and (args.use_emulation or args.accel == "tcg") and caps_cache.hide_kvm(private)
+        if hidden:
+            log.info("TCG only: /dev/kvm is hidden from libvirt")
+        variant = caps_cache.install(kvm=False if hidden else None)
+        log.info("QEMU capabilities: %s", f"pre-warmed cache ({variant})" if variant else "libvirt probes QEMU")
     daemon = libvirtd.Libvirtd(debug=args.debug)
     daemon.start()
 
