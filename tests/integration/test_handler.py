@@ -115,13 +115,15 @@ def workdir():
 class HandlerProcess:
     def __init__(self, control_plane, workdir, certs, port):
         self.port = port
+        self.metrics_port = guest_mod_free_port()
         self.log_path = workdir / f"virt-handler-{time.monotonic_ns()}.log"
         self.cmd = [sys.executable, "-m", "kubevirt_runtime.handler.main", "--node-name", NODE,
                     "--kubeconfig", str(control_plane.kubeconfig),
                     "--socket-path-template", str(workdir / "{namespace}" / "{name}" / "sockets" / "launcher.sock"),
                     "--accel", "tcg", "--listen-address", "127.0.0.1", "--listen-port", str(port),
                     "--tls-cert", str(certs / "server.crt"), "--tls-key", str(certs / "server.key"),
-                    "--client-ca", str(certs / "ca.crt"), "--allowed-client-cn", "virt-api"]
+                    "--client-ca", str(certs / "ca.crt"), "--allowed-client-cn", "virt-api",
+                    "--metrics-port", str(self.metrics_port)]
         self.proc = subprocess.Popen(self.cmd, stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
 
@@ -284,6 +286,23 @@ def test_lifecycle_pause_console_restart_poweroff(control_plane, api_client, nam
                 continue
             seen += msg if isinstance(msg, bytes) else msg.encode()
         assert b"CONSOLE-42" in seen, seen[-3000:]
+
+    # per-VMI metrics from libvirt's domain stats, with KubeVirt's names and labels
+    def scrape():
+        with urllib.request.urlopen(f"http://127.0.0.1:{h.metrics_port}/metrics", timeout=10) as resp:
+            return resp.read().decode()
+
+    def vcpu_seconds(text):
+        line = next(x for x in text.splitlines() if x.startswith("kubevirt_vmi_vcpu_seconds_total{"))
+        assert 'name="alpha"' in line and f'namespace="{namespace}"' in line and 'id="0"' in line, line
+        return float(line.rsplit(" ", 1)[1])
+
+    first = scrape()
+    for name in ("kubevirt_vmi_memory_resident_bytes", "kubevirt_vmi_memory_domain_bytes",
+                 "kubevirt_vmi_cpu_usage_seconds_total", "kubevirt_workqueue_adds_total"):
+        assert f"\n{name}{{" in first, name
+    time.sleep(2)
+    assert vcpu_seconds(scrape()) > vcpu_seconds(first)
 
     # the startup timeline: the launcher's stages, Running, then the guest's first console output
     recorded = wait_vmi(client, namespace, "alpha",

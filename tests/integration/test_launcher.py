@@ -188,6 +188,12 @@ def test_ports_pause_and_graceful_stop(launch, guest, workdir, image_container):
     assert f'"/proc/{container.pid}/root/disk/disk.qcow2"' in info  # the image itself is the backing file
     assert not any(launcher.base.rglob("disk.qcow2"))  # and it was never copied
     assert (launcher.private / "disks" / "cloudinit.iso").exists()
+    # the domain stats virt-handler's metrics come from: disks by their VMI names
+    answer = client.call("stats")
+    assert answer["drives"] == {"vda": rootdisk, "vdb": "cloudinit", "vdc": "scratch"}
+    raw = answer["stats"]
+    reads = {raw[f"block.{i}.name"]: raw.get(f"block.{i}.rd.bytes", 0) for i in range(raw["block.count"])}
+    assert reads["vda"] > 0 and raw["vcpu.0.time"] > 0 and raw["balloon.rss"] > 0
 
     # traffic to the declared port of the pod's address reaches the guest (virt-handler's NAT in the pod)
     deadline = time.monotonic() + 30

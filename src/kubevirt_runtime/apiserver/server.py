@@ -68,11 +68,13 @@ ADMISSION_TOTAL = Counter("kubevirt_virt_api_admission_reviews_total", "Admissio
 SUBRESOURCE_TOTAL = Counter("kubevirt_virt_api_subresource_requests_total",
                             "Subresource requests served by virt-api, by resource, subresource and HTTP code.",
                             ["resource", "subresource", "code"])
-CONSOLE_ACTIVE = Gauge("kubevirt_console_active_connections", "Active console connections, by VMI.",
-                       ["namespace", "name"])
-VNC_ACTIVE = Gauge("kubevirt_vnc_active_connections", "Active VNC connections, by VMI.", ["namespace", "name"])
-PORTFORWARD_ACTIVE = Gauge("kubevirt_portforward_active_tunnels", "Active port-forward tunnels, by VMI.",
-                           ["namespace", "name"])
+# labels as upstream's: namespace and vmi
+CONSOLE_ACTIVE = Gauge("kubevirt_console_active_connections", "Amount of active Console connections, broken down by "
+                       "namespace and vmi name.", ["namespace", "vmi"])
+VNC_ACTIVE = Gauge("kubevirt_vnc_active_connections", "Amount of active VNC connections, broken down by namespace "
+                   "and vmi name.", ["namespace", "vmi"])
+PORTFORWARD_ACTIVE = Gauge("kubevirt_portforward_active_tunnels", "Amount of active portforward tunnels, broken down "
+                           "by namespace and vmi name.", ["namespace", "vmi"])
 STREAM_GAUGES = {"console": CONSOLE_ACTIVE, "vnc": VNC_ACTIVE, "portforward": PORTFORWARD_ACTIVE}
 
 

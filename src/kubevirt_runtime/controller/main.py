@@ -85,6 +85,7 @@ class VirtController:
         self.replicaset_controller = ReplicaSetController(replicasets, vmis, self.replicaset_informer,
                                                           self.vmi_informer, self.recorder)
         self.pool_controller = PoolController(pools, vms, self.pool_informer, self.vm_informer, self.recorder)
+        self.vmi_informer.add_handler(on_update=metrics.observe_vmi_update)
         self._storage(api_client, config, namespace, counters)
         self.synced = threading.Event()
 
@@ -142,7 +143,7 @@ def main(argv=None):
                               namespace=args.leader_elect_namespace, lease_name=args.leader_elect_name,
                               vm_workers=args.vm_workers, vmi_workers=args.vmi_workers)
     controller = VirtController(api_client, config, args.namespace)
-    metrics.register_vmi_phase_collector(controller.vmi_informer.store)
+    metrics.register_vmi_collector(controller.vmi_informer.store, controller.pod_informer.store)
     health = HealthServer(args.metrics_host, args.metrics_port)
     health.add_liveness("ping", lambda: True)
     stop = threading.Event()

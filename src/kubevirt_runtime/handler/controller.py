@@ -160,6 +160,13 @@ class LauncherRegistry:
         with self._lock:
             return list(self._records.values())
 
+    def followed(self) -> list[tuple[str, str, str]]:
+        """(uid, key, socket path) of every launcher with an open subscription and a live domain."""
+        with self._lock:
+            return [(uid, r.key, r.watch.path) for uid, r in self._records.items()
+                    if r.watch is not None and r.domain and r.domain.get("status") not in ("Missing", None)
+                    and not r.domain.get("final")]
+
 
 class VMIHandler(Reconciler):
     name = "virt-handler"
@@ -216,6 +223,10 @@ class VMIHandler(Reconciler):
             self.queue.add(key)
 
     # ------------------------------------------------------------------ commands (for the console server)
+
+    def followed_launchers(self) -> list[tuple[str, str, str]]:
+        """(uid, VMI key, socket path) of this node's running domains (the metrics collector asks them)."""
+        return self.registry.followed()
 
     def launcher_for(self, namespace: str, name: str):
         """(vmi, socket path) of a VMI on this node, or (None, None)."""

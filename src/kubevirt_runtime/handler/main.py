@@ -1,6 +1,6 @@
 """virt-handler: the node agent (DaemonSet). Drives this node's launchers and writes VMI status.
 
-    virt-handler --node-name NODE [--kubeconfig PATH] [--kubelet-root /var/lib/kubelet]
+    virt-handler --node-name NODE [--kubeconfig PATH] [--kubelet-root /var/lib/kubelet] [--metrics-port PORT]
                  [--socket-path-template PATH] [--use-emulation]
                  [--device-plugin-dir /var/lib/kubelet/device-plugins [--device-root /host]]
                  [--listen-address 0.0.0.0 --listen-port 8186 --tls-cert F --tls-key F --client-ca F
@@ -19,8 +19,11 @@ import socket
 import sys
 import threading
 
+from prometheus_client import REGISTRY
+
 from kubevirt_runtime.api.constants import NODE_NAME_LABEL
 from kubevirt_runtime.machinery.events import EventRecorder
+from kubevirt_runtime.machinery.health import HealthServer
 from kubevirt_runtime.machinery.informer import Informer
 from kubevirt_runtime.machinery.kubeconfig import load_api_client
 from kubevirt_runtime.machinery.logs import setup_logging
@@ -28,6 +31,7 @@ from kubevirt_runtime.machinery.resource import PODS, VMIS, ResourceClient
 
 from .controller import VMIHandler
 from .locator import DEFAULT_KUBELET_ROOT, PodSocketLocator, TemplateSocketLocator
+from .metrics import DomainStatsCollector
 
 log = logging.getLogger("virt-handler")
 
@@ -60,6 +64,9 @@ def parse_args(argv=None):
                    help="CA that signs virt-api's client certificate")
     p.add_argument("--allowed-client-cn", action="append", default=None,
                    help="subject CN a client certificate must have (repeatable; default: any cert from the CA)")
+    p.add_argument("--metrics-port", type=int, default=-1,
+                   help="port of plain HTTP /healthz, /readyz and /metrics (per-VMI domain stats; the DaemonSet "
+                        "uses 8443); -1 (default): off")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return p.parse_args(argv)
 
@@ -99,6 +106,13 @@ def main(argv=None) -> int:
         log.info("serving virt-api on %s:%s (mutual TLS)", args.listen_address, server.port)
     else:
         log.warning("no --tls-cert/--tls-key/--client-ca: the console and pause endpoints are off")
+    health = None
+    if args.metrics_port >= 0:
+        health = HealthServer(args.listen_address, args.metrics_port)
+        health.add_liveness("ping", lambda: True)
+        health.add_readiness("caches-synced", handler.has_synced)
+        REGISTRY.register(DomainStatsCollector(handler))
+        health.start()
     handler.informer.wait_for_sync()
     handler.locator.wait_for_sync()  # never conclude anything about a launcher from an empty pod cache
     handler.start_workers(args.workers)
@@ -115,6 +129,8 @@ def main(argv=None) -> int:
         plugins.stop()
     if server:
         server.stop()
+    if health:
+        health.stop()
     return 0
 
 

@@ -475,7 +475,9 @@ def convert(vmi: dict, ctx: ConverterContext) -> str:
         channel = _sub(devices_el, "channel", type="unix")
         _sub(channel, "target", type="virtio", name="org.qemu.guest_agent.0")
     balloon = ctx.memballoon and devices.get("autoattachMemBalloon") is not False
-    _sub(devices_el, "memballoon", model="virtio" if balloon else "none")
+    balloon_el = _sub(devices_el, "memballoon", model="virtio" if balloon else "none")
+    if balloon:  # the guest's memory stats every 10 s, as upstream (kubevirt_vmi_memory_available_bytes...)
+        _sub(balloon_el, "stats", period=10)
     _rng_and_tpm(devices_el, devices)
     ET.indent(dom)
     return ET.tostring(dom, encoding="unicode")

@@ -53,6 +53,21 @@ HISTORY_BYTES = 64 << 10
 ADDRESS_POLL_SECONDS = 15
 
 
+def device_aliases(xml: str) -> dict:
+    """{"drives": {target dev: VMI disk name}, "interfaces": {target dev: VMI interface name}} from a live domain
+    XML (devices carry the user alias ua-<name>)."""
+    import xml.etree.ElementTree as ET
+    out = {"drives": {}, "interfaces": {}}
+    root = ET.fromstring(xml)
+    for tag, key in (("disk", "drives"), ("interface", "interfaces")):
+        for device in root.iter(tag):
+            target, alias = device.find("target"), device.find("alias")
+            if target is not None and target.get("dev") and alias is not None and \
+                    (alias.get("name") or "").startswith("ua-"):
+                out[key][target.get("dev")] = alias.get("name")[3:]
+    return out
+
+
 class ConsoleRelay:
     """Holds the one connection to QEMU's serial socket; fans output out to console clients and
     keeps the last 64 KiB so a client can see what it missed."""
@@ -166,6 +181,7 @@ class DomainManager:
         self.started_at: float | None = None
         self.acpi = True
         self.message = ""
+        self._aliases: dict | None = None
         self._accel = accel
         self._accel_reason = "given" if accel else ""
         self._accel_done = threading.Event()
@@ -358,6 +374,18 @@ class DomainManager:
                 self.status.update(status="Running", reason="")
             self._publish_locked()
             return self.snapshot()
+
+    def stats(self) -> dict:
+        """libvirt's domain stats (the raw keys: cpu.time, vcpu.<n>.time, balloon.rss, block.<n>.rd.bytes, ...) and
+        which VMI disk and interface each block and net entry is, from the live domain's user aliases."""
+        dom = self._domain()
+        wanted = (libvirt.VIR_DOMAIN_STATS_STATE | libvirt.VIR_DOMAIN_STATS_CPU_TOTAL | libvirt.VIR_DOMAIN_STATS_BALLOON
+                  | libvirt.VIR_DOMAIN_STATS_VCPU | libvirt.VIR_DOMAIN_STATS_INTERFACE | libvirt.VIR_DOMAIN_STATS_BLOCK)
+        records = self.conn.domainListGetStats([dom], wanted, 0)
+        raw = records[0][1] if records else {}
+        if self._aliases is None:
+            self._aliases = device_aliases(dom.XMLDesc(0))
+        return {"stats": raw, **self._aliases}
 
     def _domain(self) -> libvirt.virDomain:
         if self.dom is None:

@@ -18,6 +18,8 @@ Version 1, newline-delimited JSON (one object per line, UTF-8):
      guestosinfo / userlist / filesystemlist
                 result: upstream's VirtualMachineInstanceGuestAgentInfo / GuestOSUserList / FileSystemList
                 (error when no agent is connected)
+     stats      result: {"stats": libvirt's domain stats (raw keys), "drives": {target dev: disk name},
+                "interfaces": {target dev: interface name}} (virt-handler's metrics)
      ping       result: "pong"
 3. Subscription: {"id": n, "cmd": "subscribe"} -> ok, then the server pushes
    {"event": "domain", "domain": <state>} whenever the domain changes (libvirt lifecycle and agent

@@ -126,7 +126,7 @@ class CommandServer:
             return m.snapshot()
         if cmd == "guestinfo":
             return m.guestinfo()
-        if cmd in ("softreboot", "reset", "guestosinfo", "userlist", "filesystemlist"):
+        if cmd in ("softreboot", "reset", "guestosinfo", "userlist", "filesystemlist", "stats"):
             return getattr(m, cmd)()
         raise ValueError(f"unknown command {cmd!r}")
 

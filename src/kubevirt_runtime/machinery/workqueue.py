@@ -4,21 +4,54 @@
   after done() (so one key is never processed by two workers at once);
 - add_after() delays an item; add_rate_limited() delays it by the rate limiter (per-item exponential
   backoff plus the overall token bucket); forget() resets the item's backoff after a success.
+
+Metrics, as KubeVirt's (client-go's workqueue metrics with the kubevirt_ prefix), by queue ``name``:
+kubevirt_workqueue_{adds_total, depth, queue_duration_seconds, work_duration_seconds, retries_total,
+unfinished_work_seconds, longest_running_processor_seconds}; the last two are computed when scraped.
 """
 import heapq
 import itertools
 import threading
 import time
+import weakref
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
 
 from .ratelimit import default_controller_rate_limiter
 
-DEPTH = Gauge("workqueue_depth", "Current depth of the work queue.", ["name"])
-ADDS = Counter("workqueue_adds_total", "Items added to the work queue.", ["name"])
-RETRIES = Counter("workqueue_retries_total", "Rate-limited re-adds to the work queue.", ["name"])
-WORK = Histogram("workqueue_work_duration_seconds", "Time spent processing an item.", ["name"],
-                 buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10))
+_BUCKETS = tuple(10.0 ** e for e in range(-8, 2))  # client-go's: 10ns .. 10s, x10
+DEPTH = Gauge("kubevirt_workqueue_depth", "Current depth of workqueue.", ["name"])
+ADDS = Counter("kubevirt_workqueue_adds_total", "Total number of adds handled by workqueue.", ["name"])
+RETRIES = Counter("kubevirt_workqueue_retries_total", "Total number of retries handled by workqueue.", ["name"])
+QUEUE_TIME = Histogram("kubevirt_workqueue_queue_duration_seconds",
+                       "How long in seconds an item stays in workqueue before being requested.", ["name"],
+                       buckets=_BUCKETS)
+WORK = Histogram("kubevirt_workqueue_work_duration_seconds",
+                 "How long in seconds processing an item from workqueue takes.", ["name"], buckets=_BUCKETS)
+_QUEUES = weakref.WeakSet()
+
+
+class _InFlightCollector:
+    """unfinished_work_seconds and longest_running_processor_seconds of every live queue, at scrape time."""
+
+    def collect(self):
+        unfinished = GaugeMetricFamily(
+            "kubevirt_workqueue_unfinished_work_seconds",
+            "How many seconds of work has been done that is in progress and hasn't been considered in the "
+            "longest running processor.", labels=["name"])
+        longest = GaugeMetricFamily("kubevirt_workqueue_longest_running_processor_seconds",
+                                    "How many seconds has the longest running processor for workqueue been "
+                                    "running.", labels=["name"])
+        for queue in list(_QUEUES):
+            running = queue.in_flight_seconds()
+            unfinished.add_metric([queue.name], sum(running))
+            longest.add_metric([queue.name], max(running, default=0.0))
+        yield unfinished
+        yield longest
+
+
+REGISTRY.register(_InFlightCollector())
 
 
 class ShutDown(Exception):
@@ -35,12 +68,14 @@ class RateLimitingQueue:
         self._dirty = set()
         self._processing = set()
         self._started = {}
+        self._queued_at = {}
         self._shutting_down = False
         self._waiting = []  # heap of (ready_at, seq, item)
         self._waiting_at = {}  # item -> ready_at of its earliest pending delay
         self._seq = itertools.count()
         self._delay_thread = threading.Thread(target=self._delay_loop, name=f"workqueue-{name}-delay", daemon=True)
         self._delay_thread.start()
+        _QUEUES.add(self)
 
     # -- basic queue
 
@@ -53,6 +88,7 @@ class RateLimitingQueue:
             return
         ADDS.labels(self.name).inc()
         self._dirty.add(item)
+        self._queued_at.setdefault(item, self._clock())
         if item in self._processing:
             return
         self._queue.append(item)
@@ -72,6 +108,9 @@ class RateLimitingQueue:
                 raise ShutDown()
             item = self._queue.pop(0)
             DEPTH.labels(self.name).set(len(self._queue))
+            queued = self._queued_at.pop(item, None)
+            if queued is not None:
+                QUEUE_TIME.labels(self.name).observe(self._clock() - queued)
             self._processing.add(item)
             self._dirty.discard(item)
             self._started[item] = self._clock()
@@ -89,6 +128,12 @@ class RateLimitingQueue:
                 self._cond.notify_all()
             elif not self._processing and not self._queue:
                 self._cond.notify_all()
+
+    def in_flight_seconds(self):
+        """How long each item being processed has been processing."""
+        with self._cond:
+            now = self._clock()
+            return [now - started for started in self._started.values()]
 
     def __len__(self):
         with self._cond:

@@ -358,6 +358,7 @@ def test_guest_agent_channel_and_balloon():
     root = xml(vmi())
     assert root.find("devices/channel/target").get("name") == "org.qemu.guest_agent.0"
     assert root.find("devices/memballoon").get("model") == "virtio"
+    assert root.find("devices/memballoon/stats").get("period") == "10"
     assert xml(vmi(), ConverterContext(memballoon=False)).find("devices/memballoon").get("model") == "none"
 
 

@@ -93,3 +93,20 @@ def test_shutdown_wakes_getters():
     q.shutdown()
     thread.join(1)
     assert errors == ["shutdown"]
+
+
+def test_queue_metrics_have_kubevirts_names():
+    from prometheus_client import REGISTRY, generate_latest
+
+    from kubevirt_runtime.machinery.workqueue import RateLimitingQueue
+    queue = RateLimitingQueue("metrics-test")
+    queue.add("a")
+    item = queue.get(timeout=1)
+    text = generate_latest(REGISTRY).decode()
+    assert 'kubevirt_workqueue_longest_running_processor_seconds{name="metrics-test"}' in text  # "a" is running
+    queue.done(item)
+    text = generate_latest(REGISTRY).decode()
+    for name in ("adds_total", "depth", "queue_duration_seconds_count", "work_duration_seconds_count",
+                 "unfinished_work_seconds", "longest_running_processor_seconds"):
+        assert f'kubevirt_workqueue_{name}{{name="metrics-test"}}' in text, name
+    queue.shutdown()
