@@ -27,6 +27,8 @@ status subresource; ours does so that a user's `kubectl apply` cannot clobber wh
 virt-handler observed, and so status writes never race with spec edits.) Status schemas preserve unknown
 fields so a component may add upstream status fields that are not listed yet.
 """
+import importlib
+
 from .constants import (
     API_VERSION,
     GROUP,
@@ -42,8 +44,22 @@ from .constants import (
     VMIPhase,
     vmi_is_final,
 )
-from .defaults import default_vm, default_vmi, default_vmi_spec, effective_run_strategy
-from .validation import FieldError, ValidationContext, type_errors, validate_vm, validate_vmi, validate_vmi_spec
+
+# defaults and validation (with upstream's whole schema behind them) load on first use: a launcher, which
+# needs only constants, quantities and pod paths, does not carry them.
+_LAZY = {name: "defaults" for name in ("default_vm", "default_vmi", "default_vmi_spec", "effective_run_strategy")}
+_LAZY.update({name: "validation" for name in ("FieldError", "ValidationContext", "type_errors", "validate_vm",
+                                              "validate_vmi", "validate_vmi_spec")})
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "API_VERSION", "GROUP", "VERSION", "VM_KIND", "VM_PLURAL", "VMI_KIND", "VMI_PLURAL", "ConditionType",
