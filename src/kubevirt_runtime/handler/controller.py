@@ -172,13 +172,15 @@ class VMIHandler(Reconciler):
     name = "virt-handler"
 
     def __init__(self, vmi_client, vmi_informer, locator, node_name: str, recorder=None,
-                 sync_options: dict | None = None, network_setup=None):
+                 sync_options=None, network_setup=None):
+        """`sync_options`: what every launcher sync carries (a dict, or a callable returning one: the node's
+        accelerator decision, handler/node_accel.py)."""
         self.client = vmi_client
         self.informer = vmi_informer
         self.locator = locator
         self.node_name = node_name
         self.recorder = recorder
-        self.sync_options = dict(sync_options or {})
+        self.sync_options = sync_options if callable(sync_options) else (lambda: dict(sync_options or {}))
         # (vmi, launcher pid) -> the launcher's network config; injectable for tests
         self.network_setup = network_setup or pod_network.setup
         self.queue = RateLimitingQueue("virt-handler-vmi")
@@ -331,7 +333,7 @@ class VMIHandler(Reconciler):
     def _sync_domain(self, key, vmi, uid):
         log.info("syncing %s to its launcher", key)
         path = self.registry.watch_path(uid)
-        options = dict(self.sync_options)
+        options = dict(self.sync_options())
         if self.registry.network(uid) is not None:
             options["network"] = self.registry.network(uid)
         try:

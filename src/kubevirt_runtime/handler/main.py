@@ -22,6 +22,7 @@ import threading
 from prometheus_client import REGISTRY
 
 from kubevirt_runtime.api.constants import NODE_NAME_LABEL
+from kubevirt_runtime.machinery.cluster_config import ClusterConfigSource, StaticClusterConfig
 from kubevirt_runtime.machinery.events import EventRecorder
 from kubevirt_runtime.machinery.health import HealthServer
 from kubevirt_runtime.machinery.informer import Informer
@@ -32,6 +33,7 @@ from kubevirt_runtime.machinery.resource import PODS, VMIS, ResourceClient
 from .controller import VMIHandler
 from .locator import DEFAULT_KUBELET_ROOT, PodSocketLocator, TemplateSocketLocator
 from .metrics import DomainStatsCollector
+from .node_accel import NodeAccel
 
 log = logging.getLogger("virt-handler")
 
@@ -49,7 +51,11 @@ def parse_args(argv=None):
                    default=os.environ.get("KUBEVIRT_USE_EMULATION", "").lower() in ("1", "true", "yes"),
                    help="tell launchers to use TCG without probing KVM (KubeVirt's useEmulation)")
     p.add_argument("--accel", choices=("kvm", "tcg"), default=None,
-                   help="tell launchers which accelerator to use (default: each launcher probes)")
+                   help="tell launchers which accelerator to use (default: decided once for this node: TCG under "
+                        "useEmulation, else KVM only if a probe guest runs on /dev/kvm)")
+    p.add_argument("--kubevirt-namespace", default=os.environ.get("POD_NAMESPACE", ""),
+                   help="where the KubeVirt CR lives (its useEmulation applies; default: $POD_NAMESPACE; empty: "
+                        "only --use-emulation)")
     p.add_argument("--device-plugin-dir", default=None,
                    help="serve the device plugin for /dev/kvm, /dev/net/tun and /dev/vhost-net to the kubelet "
                         "of this directory (default: off)")
@@ -80,11 +86,11 @@ def build(args, api_client):
         pods = Informer(ResourceClient(api_client, PODS), label_selector=PodSocketLocator.label_selector(),
                         field_selector=f"spec.nodeName={args.node_name}")
         locator = PodSocketLocator(pods, args.kubelet_root)
-    options = {"useEmulation": bool(args.use_emulation)}
-    if args.accel:
-        options["accel"] = args.accel
+    cluster = ClusterConfigSource(api_client, args.kubevirt_namespace).start() if args.kubevirt_namespace \
+        else StaticClusterConfig()
+    accel = NodeAccel(cluster, bool(args.use_emulation), args.accel)
     recorder = EventRecorder(api_client, "virt-handler", args.node_name)
-    return VMIHandler(vmi_client, informer, locator, args.node_name, recorder, options)
+    return VMIHandler(vmi_client, informer, locator, args.node_name, recorder, accel.sync_options)
 
 
 def main(argv=None) -> int:

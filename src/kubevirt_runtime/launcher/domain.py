@@ -184,30 +184,25 @@ class DomainManager:
         self._aliases: dict | None = None
         self._accel = accel
         self._accel_reason = "given" if accel else ""
-        self._accel_done = threading.Event()
-        if accel:
-            self._accel_done.set()
-        else:
-            threading.Thread(target=self._probe, args=(use_emulation,), name="accel-probe", daemon=True).start()
+        self._use_emulation = use_emulation
         conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None)
         conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_AGENT_LIFECYCLE, self._on_agent, None)
 
     # ------------------------------------------------------------------ accelerator
 
-    def _probe(self, use_emulation: bool):
-        try:
-            self._accel, self._accel_reason = accel_mod.choose_accel(use_emulation)
-        except Exception as exc:  # pragma: no cover - defensive
-            self._accel, self._accel_reason = "tcg", f"probe error: {exc}"
-        log.info("accelerator: %s (%s)", self._accel, self._accel_reason)
-        self._accel_done.set()
-
     def accel(self, options: dict) -> str:
+        """virt-handler decides once per node and says so in the sync options; only a launcher told nothing
+        (run locally, or by a handler that does not decide) probes KVM itself."""
         if options.get("useEmulation"):
             return "tcg"
         if options.get("accel") in ("kvm", "tcg"):
             return options["accel"]
-        self._accel_done.wait()
+        if self._accel is None:
+            try:
+                self._accel, self._accel_reason = accel_mod.choose_accel(self._use_emulation)
+            except Exception as exc:  # pragma: no cover - defensive
+                self._accel, self._accel_reason = "tcg", f"probe error: {exc}"
+            log.info("accelerator: %s (%s)", self._accel, self._accel_reason)
         return self._accel
 
     # ------------------------------------------------------------------ state
