@@ -32,7 +32,15 @@ from ..api import (
 )
 from ..api import instancetype as it
 from ..api import snapshot as snap
-from ..api.constants import POOL_GROUP, POOL_KIND, POOL_PLURAL, VMIRS_KIND, VMIRS_PLURAL
+from ..api.constants import (
+    POOL_GROUP,
+    POOL_KIND,
+    POOL_PLURAL,
+    VM_CONTROLLER_FINALIZER,
+    VMI_FINALIZER,
+    VMIRS_KIND,
+    VMIRS_PLURAL,
+)
 from ..api.validation import (
     validate_datavolume,
     validate_instancetype,
@@ -59,6 +67,9 @@ _VM, _VMI = (GROUP, VM_PLURAL), (GROUP, VMI_PLURAL)
 _DEFAULTERS = {_VM: lambda obj, create: default_vm(obj, create=create), _VMI: lambda obj, create: default_vmi(obj)}
 _VALIDATORS = {_VM: validate_vm, _VMI: validate_vmi}
 _KINDS = {_VM: VM_KIND, _VMI: VMI_KIND}
+# Created with the finalizer their controller needs, so it never spends a PATCH adding it (as upstream's VMI
+# mutator does; the controllers still add it to objects that come without, e.g. with the webhook off).
+_FINALIZERS = {_VM: VM_CONTROLLER_FINALIZER, _VMI: VMI_FINALIZER}
 for _kind, _plural in it.PLURALS.items():
     _VALIDATORS[(it.GROUP, _plural)] = validate_preference if "Preference" in _kind else validate_instancetype
     _KINDS[(it.GROUP, _plural)] = _kind
@@ -194,7 +205,11 @@ def mutate(review: dict, ctx: ValidationContext | None = None) -> dict:
     if errors:
         status = invalid_status(_KINDS[plural], _name(request, obj), errors)
         return _answer(review, {"allowed": False, "status": status})
-    ops = json_patch(obj, _DEFAULTERS[plural](obj, request.get("operation") == "CREATE"))
+    create = request.get("operation") == "CREATE"
+    defaulted = _DEFAULTERS[plural](obj, create)
+    if create and _FINALIZERS[plural] not in ((defaulted.get("metadata") or {}).get("finalizers") or []):
+        defaulted.setdefault("metadata", {}).setdefault("finalizers", []).append(_FINALIZERS[plural])
+    ops = json_patch(obj, defaulted)
     response = {"allowed": True}
     if ops:
         response["patchType"] = "JSONPatch"

@@ -15,6 +15,7 @@ from ..machinery.cluster_config import StaticClusterConfig
 from ..machinery.events import NORMAL, WARNING
 from ..machinery.expectations import ControllerExpectations
 from ..machinery.logs import obj_fields
+from ..machinery.own_writes import OwnWrites
 from ..machinery.reconciler import Reconciler
 from ..machinery.resource import JSON_PATCH, ApiError
 from ..machinery.store import label_index, object_key
@@ -62,6 +63,7 @@ class VMIController(Reconciler):
         self.recorder = recorder
         self.queue = RateLimitingQueue("virt-controller-vmi")
         self.expectations = ControllerExpectations()
+        self.own_writes = OwnWrites()
         vmi_informer.add_handler(self._enqueue, lambda old, new: self._enqueue(new), self._enqueue)
         pod_informer.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
 
@@ -94,11 +96,14 @@ class VMIController(Reconciler):
         if vmi is None:
             self._delete_pods(key, self.pod_store.by_index(POD_BY_VMI_KEY, key), "VMI is gone")
             self.expectations.delete(key)
+            self.own_writes.forget(key)
             return
         pods = [p for p in self.pod_store.by_index(POD_BY_VMI_UID, vmi["metadata"]["uid"])
                 if p["metadata"].get("namespace") == vmi["metadata"]["namespace"]]
         if not self.expectations.satisfied(key):
             return  # an event we wait for will requeue the key
+        if self.own_writes.superseded(key, vmi["metadata"].get("resourceVersion")):
+            return  # the cache is older than our own last write: its watch event requeues the key
         if vmi["metadata"].get("deletionTimestamp"):
             self._sync_deleted(key, vmi, pods)
             return
@@ -139,6 +144,7 @@ class VMIController(Reconciler):
                 (vmi["metadata"].get("labels") or {}).get(NODE_NAME_LABEL) != node:
             self.vmis.patch(vmi["metadata"]["name"], {"metadata": {"labels": {NODE_NAME_LABEL: node}}},
                             vmi["metadata"]["namespace"])
+            self.own_writes.wrote(key, vmi["metadata"].get("resourceVersion"))
 
     def _pick_pod(self, vmi, pods):
         if not pods:
@@ -210,11 +216,15 @@ class VMIController(Reconciler):
         meta = vmi["metadata"]
         patch = [{"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]},
                  {"op": "add", "path": "/metadata/finalizers", "value": finalizers}]
-        return self.vmis.patch(meta["name"], patch, meta["namespace"], content_type=JSON_PATCH)
+        updated = self.vmis.patch(meta["name"], patch, meta["namespace"], content_type=JSON_PATCH)
+        self.own_writes.wrote(object_key(vmi), meta["resourceVersion"])
+        return updated
 
     def _write_status(self, vmi, status):
         if status == (vmi.get("status") or {}):
             return vmi
         body = dict(vmi)
         body["status"] = status
-        return self.vmis.update(body, subresource="status")
+        updated = self.vmis.update(body, subresource="status")
+        self.own_writes.wrote(object_key(vmi), vmi["metadata"].get("resourceVersion"))
+        return updated

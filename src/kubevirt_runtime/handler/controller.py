@@ -17,6 +17,7 @@ import threading
 
 from kubevirt_runtime.api.constants import VMIPhase
 from kubevirt_runtime.api.status import now_iso
+from kubevirt_runtime.machinery.own_writes import OwnWrites
 from kubevirt_runtime.machinery.reconciler import Reconciler
 from kubevirt_runtime.machinery.resource import ApiError
 from kubevirt_runtime.machinery.store import object_key, split_key
@@ -185,6 +186,7 @@ class VMIHandler(Reconciler):
         self.network_setup = network_setup or pod_network.setup
         self.queue = RateLimitingQueue("virt-handler-vmi")
         self.registry = LauncherRegistry()
+        self.own_writes = OwnWrites()
         vmi_informer.add_handler(on_add=self._enqueue, on_update=lambda old, new: self._enqueue(new),
                                  on_delete=self._on_delete)
 
@@ -253,7 +255,10 @@ class VMIHandler(Reconciler):
             return
         vmi = self.informer.store.get(key)
         if vmi is None:
+            self.own_writes.forget(key)
             return
+        if self.own_writes.superseded(key, vmi["metadata"].get("resourceVersion")):
+            return  # the cache is older than our own last status write: its watch event requeues the key
         uid = vmi["metadata"]["uid"]
         view = self.registry.track(uid, key)
         lookup = None if view.watching else self.locator.lookup(vmi)
@@ -360,6 +365,7 @@ class VMIHandler(Reconciler):
             if exc.not_found:
                 return
             raise
+        self.own_writes.wrote(key, vmi["metadata"].get("resourceVersion"))
         old_phase, new_phase = (vmi.get("status") or {}).get("phase"), new_status.get("phase")
         if old_phase != new_phase:
             log.info("VMI %s: %s -> %s", key, old_phase, new_phase)

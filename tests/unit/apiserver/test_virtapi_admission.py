@@ -68,8 +68,20 @@ def test_badly_typed_objects_are_422_naming_the_field_not_500(plural, obj, field
 
 
 def test_an_already_defaulted_object_gets_no_patch():
-    answer = admission.mutate(review(default_vmi(VMI), "virtualmachineinstances"))
+    vmi = default_vmi(VMI)
+    vmi["metadata"]["finalizers"] = ["foregroundDeleteVirtualMachine"]
+    answer = admission.mutate(review(vmi, "virtualmachineinstances"))
     assert answer["response"] == {"uid": "u-1", "allowed": True}
+
+
+def test_created_objects_come_with_their_controllers_finalizer():
+    """So neither controller spends a PATCH adding it."""
+    for obj, plural, finalizer in ((VM, "virtualmachines", "kubevirt.io/virtualMachineControllerFinalize"),
+                                   (VMI, "virtualmachineinstances", "foregroundDeleteVirtualMachine")):
+        patch = json.loads(base64.b64decode(admission.mutate(review(obj, plural))["response"]["patch"]))
+        assert {"op": "add", "path": "/metadata/finalizers", "value": [finalizer]} in patch, plural
+        update = admission.mutate(review(obj, plural, operation="UPDATE"))["response"]
+        assert finalizer not in json.dumps(update), plural  # an update is never given one
 
 
 def test_delete_and_foreign_resources_are_let_through():
