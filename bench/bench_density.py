@@ -336,9 +336,10 @@ def main():
     summaries = [summarize(r) for r in rounds]
     for s in summaries:
         if s["p50"] is not None:
+            first = s["first_output_p50"]
             print(f"  N={s['count']}: P50 {s['p50'] / base['running']:.1f}x, P95 {s['p95'] / base['running']:.1f}x "
                   f"the floor's domain start; first output P50 "
-                  f"{(s['first_output_p50'] or 0) / base['first_output']:.1f}x the floor's")
+                  + (f"{first / base['first_output']:.1f}x the floor's" if first is not None else "not recorded"))
     RESULTS.mkdir(parents=True, exist_ok=True)
     data = {"when": time.strftime("%Y-%m-%d %H:%M:%S"), "cpu_allocation_ratio": ratio, "rounds": rounds,
             "summaries": summaries, "floor": {"runs": floors, "median": base, "memory_mib": base_mem}}
