@@ -77,7 +77,8 @@ def test_vm_to_vmi_to_pod_to_running(cluster, virt_controller, control_plane):
     labels = pod["metadata"]["labels"]
     assert labels["kubevirt.io"] == "virt-launcher" and labels["kubevirt.io/created-by"] == uid
     assert pod["metadata"]["name"].startswith("virt-launcher-vm1-")
-    assert pod["spec"]["containers"][0]["resources"]["requests"]["memory"] == "214Mi"
+    compute = next(ct for ct in pod["spec"]["containers"] if ct["name"] == "compute")
+    assert compute["resources"]["requests"]["memory"] == "214Mi"
     wait_for(lambda: cluster.vmi("vm1")["status"].get("phase") == "Scheduling", message="Scheduling")
     assert cluster.printable("vm1") == "Starting"
 
