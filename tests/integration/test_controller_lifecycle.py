@@ -108,7 +108,7 @@ def test_stop_and_start_through_run_strategy_and_requests(cluster, virt_controll
     cluster.vms.create(vm_body("vm2"), cluster.ns)
     uid = wait_for(lambda: cluster.vmi("vm2"), message="VMI")["metadata"]["uid"]
     cluster.run_pod(uid)
-    wait_for(lambda: cluster.vmi("vm2")["status"].get("phase") == "Scheduled", message="Scheduled")
+    wait_for(lambda: cluster.vmi("vm2").get("status", {}).get("phase") == "Scheduled", message="Scheduled")
 
     cluster.vms.patch("vm2", {"spec": {"runStrategy": "Halted"}}, cluster.ns)
     wait_for(lambda: cluster.kubelet_removes_pods(uid), message="pod deleted")
