@@ -20,7 +20,7 @@ from kubevirt_runtime.api.status import now_iso
 from kubevirt_runtime.machinery.own_writes import OwnWrites
 from kubevirt_runtime.machinery.reconciler import Reconciler
 from kubevirt_runtime.machinery.resource import ApiError
-from kubevirt_runtime.machinery.store import object_key, split_key
+from kubevirt_runtime.machinery.store import object_key
 from kubevirt_runtime.machinery.workqueue import RateLimitingQueue
 
 from . import decide as d
@@ -355,12 +355,10 @@ class VMIHandler(Reconciler):
 
     def _write_status(self, key, vmi, view):
         new_status = desired_status(vmi, view.domain, launcher_gone=view.gone, gone_outcome=view.gone_outcome)
-        patch = status_patch(vmi, new_status)
-        if patch is None:
+        if status_patch(vmi, new_status) is None:
             return
-        namespace, name = split_key(key)
-        try:
-            self.client.patch_status(name, patch, namespace)
+        try:  # an UPDATE of the whole status, as upstream's handler writes it (the resourceVersion guards it)
+            self.client.update(dict(vmi, status=new_status), subresource="status")
         except ApiError as exc:
             if exc.not_found:
                 return
