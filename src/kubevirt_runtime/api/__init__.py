@@ -28,6 +28,7 @@ virt-handler observed, and so status writes never race with spec edits.) Status 
 fields so a component may add upstream status fields that are not listed yet.
 """
 import importlib
+from typing import TYPE_CHECKING
 
 from .constants import (
     API_VERSION,
@@ -50,6 +51,11 @@ from .constants import (
 _LAZY = {name: "defaults" for name in ("default_vm", "default_vmi", "default_vmi_spec", "effective_run_strategy")}
 _LAZY.update({name: "validation" for name in ("FieldError", "ValidationContext", "type_errors", "validate_vm",
                                               "validate_vmi", "validate_vmi_spec")})
+
+
+if TYPE_CHECKING:  # what the lazy names are, for readers and checkers
+    from .defaults import default_vm, default_vmi, default_vmi_spec, effective_run_strategy
+    from .validation import FieldError, ValidationContext, type_errors, validate_vm, validate_vmi, validate_vmi_spec
 
 
 def __getattr__(name):

@@ -79,8 +79,8 @@ _BLOCK = {
     "kubevirt_vmi_storage_flush_requests_total": ("Total storage flush requests.", "fl.reqs", 1),
     "kubevirt_vmi_storage_flush_times_seconds_total": ("Total time spent on cache flushing.", "fl.times", 1 / NS),
 }
-FAMILIES = {name: (kind, text) for name, (kind, text, *_) in {**_DOMAIN, **_VCPU}.items()}
-FAMILIES.update({name: ("counter", text) for name, (text, *_) in {**_NET, **_BLOCK}.items()})
+FAMILIES = {name: spec[:2] for name, spec in {**_DOMAIN, **_VCPU}.items()}  # name: (type, help)
+FAMILIES.update({name: ("counter", spec[0]) for name, spec in {**_NET, **_BLOCK}.items()})
 _LABEL_CHARS = re.compile(r"[./-]")
 
 
@@ -98,11 +98,11 @@ def domain_samples(vmi: dict, node: str, answer: dict) -> list[tuple[str, dict, 
     raw = answer.get("stats") or {}
     base = vmi_labels(vmi, node)
     out = []
-    for name, (_, _, key, scale) in _DOMAIN.items():
+    for name, (_kind, _text, key, scale) in _DOMAIN.items():
         if key in raw:
             out.append((name, base, raw[key] * scale))
     for n in range(int(raw.get("vcpu.maximum", raw.get("vcpu.current", 0)) or 0)):
-        for name, (_, _, field) in _VCPU.items():
+        for name, (_kind, _text, field) in _VCPU.items():
             value = raw.get(f"vcpu.{n}.{field}")
             if value is None:
                 continue
@@ -118,7 +118,7 @@ def domain_samples(vmi: dict, node: str, answer: dict) -> list[tuple[str, dict, 
             continue
         iface = (answer.get("interfaces") or {}).get(dev, dev)
         labels = dict(base, interface=iface, network=networks.get(iface, ""))
-        for name, (_, key) in _NET.items():
+        for name, (_text, key) in _NET.items():
             if f"net.{i}.{key}" in raw:
                 out.append((name, labels, raw[f"net.{i}.{key}"]))
     for i in range(int(raw.get("block.count", 0) or 0)):
@@ -126,7 +126,7 @@ def domain_samples(vmi: dict, node: str, answer: dict) -> list[tuple[str, dict, 
         if dev is None:
             continue
         labels = dict(base, drive=(answer.get("drives") or {}).get(dev, dev))
-        for name, (_, key, scale) in _BLOCK.items():
+        for name, (_text, key, scale) in _BLOCK.items():
             if f"block.{i}.{key}" in raw:
                 out.append((name, labels, raw[f"block.{i}.{key}"] * scale))
     return out

@@ -121,7 +121,7 @@ def run_guest(device: str = "/dev/kvm") -> str:
     regs = _Regs(rax=0x2BADB002, rip=ENTRY, rflags=0x2)
     fcntl.ioctl(vcpu, KVM_SET_REGS, regs)
     serial = b""
-    for _ in range(64):
+    for _exit in range(64):
         fcntl.ioctl(vcpu, KVM_RUN, 0)
         reason = int.from_bytes(run[8:12], "little")
         if reason != KVM_EXIT_IO or run[32] != KVM_EXIT_IO_OUT:
@@ -142,7 +142,7 @@ def probe(timeout: float = 2.0, device: str = "/dev/kvm") -> tuple[bool, str]:
     started = time.monotonic()
     try:
         proc = subprocess.run([sys.executable, "-m", "kubevirt_runtime.machinery.kvm_probe", "--device", device],
-                              capture_output=True, text=True, timeout=timeout)
+                              capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         return False, f"probe guest made no progress within {timeout:.1f}s"
     took = time.monotonic() - started
