@@ -79,7 +79,7 @@ def test_vm_to_vmi_to_pod_to_running(cluster, virt_controller, control_plane):
     assert pod["metadata"]["name"].startswith("virt-launcher-vm1-")
     compute = next(ct for ct in pod["spec"]["containers"] if ct["name"] == "compute")
     assert compute["resources"]["requests"]["memory"] == "214Mi"
-    wait_for(lambda: cluster.vmi("vm1")["status"].get("phase") == "Scheduling", message="Scheduling")
+    wait_for(lambda: cluster.vmi("vm1").get("status", {}).get("phase") == "Scheduling", message="Scheduling")
     assert cluster.printable("vm1") == "Starting"
 
     cluster.run_pod(uid)
@@ -152,7 +152,7 @@ def test_deleting_the_vm_cascades(cluster, virt_controller):
     cluster.vms.create(vm_body("vm4"), cluster.ns)
     uid = wait_for(lambda: cluster.vmi("vm4"), message="VMI")["metadata"]["uid"]
     cluster.run_pod(uid)
-    wait_for(lambda: cluster.vmi("vm4")["status"].get("phase") == "Scheduled", message="Scheduled")
+    wait_for(lambda: cluster.vmi("vm4").get("status", {}).get("phase") == "Scheduled", message="Scheduled")
     cluster.vms.delete("vm4", cluster.ns)
     wait_for(lambda: cluster.kubelet_removes_pods(uid), message="pod deleted")
     wait_for(lambda: not cluster.vmis.list(cluster.ns)["items"], message="VMI deleted")
