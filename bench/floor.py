@@ -6,7 +6,8 @@ Each run starts a private libvirtd (as the launcher does: its own mount namespac
 host's warm capability cache), prepares the same disks the launcher prepares (a qcow2 overlay on the demo
 containerDisk's image, the cloud-init ISO), converts the same VMI with the launcher's converter and then
 times what is left: createXML (QEMU starts the guest), the guest's first byte on the serial console, and
-the demo's login marker. The guest's NIC forwards no ports (nothing may bind the host's port 80).
+the demo's login marker. The guest has no NIC here: its pod network is what virt-handler wires into a launcher
+pod, and a bare libvirtd on the host has none.
 Needs root, libvirtd and QEMU (hack/install-node-packages.sh) and the demo disk (playbooks/images.yml).
 """
 from __future__ import annotations
@@ -38,8 +39,9 @@ def demo_vmi(name: str) -> dict:
     docs = [d for d in yaml.safe_load_all((ROOT / "examples" / "vm-demo.yaml").read_text()) if d]
     vm = next(d for d in docs if d["kind"] == "VirtualMachine")
     spec = json.loads(json.dumps(vm["spec"]["template"]["spec"]))
-    for iface in spec["domain"]["devices"].get("interfaces") or []:
-        iface.pop("ports", None)
+    spec["domain"]["devices"]["interfaces"] = []
+    spec["domain"]["devices"]["autoattachPodInterface"] = False
+    spec["networks"] = []
     return default_vmi({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance",
                         "metadata": {"name": name, "namespace": "floor", "uid": str(uuid.uuid4())}, "spec": spec})
 
