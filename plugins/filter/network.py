@@ -36,11 +36,13 @@ def subnet(value, prefix, index, name=None):
 
 
 def nth_host(value, n, name=None):
-    """The n-th address of a network: '10.96.0.0/16' | nth_host(1) -> '10.96.0.1'."""
+    """The n-th address of a network: '10.96.0.0/16' | nth_host(1) -> '10.96.0.1'; a negative n counts from
+    the end: '10.222.0.0/24' | nth_host(-2) -> '10.222.0.254' (-1 would be the broadcast address)."""
     network = _network(value, name)
-    if not 0 < int(n) < network.num_addresses:
+    index = int(n) + network.num_addresses if int(n) < 0 else int(n)
+    if not 0 < index < network.num_addresses - (1 if int(n) < 0 else 0):
         raise AnsibleFilterError(f"{value} has no address number {n}")
-    return str(network.network_address + int(n))
+    return str(network.network_address + index)
 
 
 def networks_overlap(value, other):

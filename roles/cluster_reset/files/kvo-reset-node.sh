@@ -2,9 +2,9 @@
 # Remove what a kubevirt-ops cluster left on this node once its daemons are stopped, except
 # containerd, which must still run for the container cleanup. Prints "changed" when it removed
 # anything. Only this cluster's paths, devices and chains are touched.
-# usage: kvo-reset-node.sh stage CONTAINERD_SOCKET CONTAINERD_STATE KUBELET_ROOT POD_BRIDGE CNI_NETWORK
+# usage: kvo-reset-node.sh stage CONTAINERD_SOCKET CONTAINERD_STATE KUBELET_ROOT POD_BRIDGE CNI_NETWORK [CGROUP_ROOT]
 set -u
-stage=$1 sock=$2 cstate=$3 kubelet_root=$4 bridge=$5 cni_network=$6
+stage=$1 sock=$2 cstate=$3 kubelet_root=$4 bridge=$5 cni_network=$6 cgroup_root=${7:-/}
 changed=0
 ctr_() { ctr --address "$sock" --namespace k8s.io "$@"; }
 
@@ -63,10 +63,11 @@ if [ "$stage" = host ]; then
       for chain in $chains; do "$ipt" -w 5 -t "$table" -X "$chain" && changed=1; done
     done
   done
-  # Pod cgroups the kubelet made (cgroupfs driver).
+  # Pod cgroups the kubelet made (cgroupfs driver), below the kubelet's cgroup root.
   for hierarchy in /sys/fs/cgroup/*; do
-    [ -d "$hierarchy/kubepods" ] || [ -d "$hierarchy/kubepods.slice" ] || continue
-    find "$hierarchy/kubepods" "$hierarchy/kubepods.slice" -depth -type d -exec rmdir {} + 2>/dev/null
+    base="$hierarchy${cgroup_root%/}"
+    [ -d "$base/kubepods" ] || [ -d "$base/kubepods.slice" ] || continue
+    find "$base/kubepods" "$base/kubepods.slice" -depth -type d -exec rmdir {} + 2>/dev/null
     changed=1
   done
 fi

@@ -1,10 +1,26 @@
 #!/bin/sh
 # Idempotent node network setup for one cluster. Prints "changed" when it modified anything.
 # usage: kvo-net.sh up|down NODE_IF NODE_IP NODE_CIDR SVC_IF SVC_CIDR CHAIN "CIDR..." OWN_IF_PREFIX
+#        kvo-net.sh routes|routes-down POD_CIDR=NODE_IP...   (the other nodes' pod networks via their node IPs)
 set -eu
-action=$1 node_if=$2 node_ip=$3 node_cidr=$4 svc_if=$5 svc_cidr=$6 chain=$7 cidrs=$8 own_prefix=$9
 changed=0
 ipt() { iptables -w 5 "$@"; }
+
+if [ "$1" = routes ] || [ "$1" = routes-down ]; then
+  action=$1
+  shift
+  for peer in "$@"; do
+    cidr=${peer%%=*} via=${peer#*=}
+    if [ "$action" = routes ]; then
+      if ! ip route show "$cidr" | grep -q "via $via "; then ip route replace "$cidr" via "$via"; changed=1; fi
+    elif ip route show "$cidr" | grep -q "via $via "; then
+      ip route del "$cidr" via "$via"; changed=1
+    fi
+  done
+  if [ "$changed" = 1 ]; then echo changed; fi
+  exit 0
+fi
+action=$1 node_if=$2 node_ip=$3 node_cidr=$4 svc_if=$5 svc_cidr=$6 chain=$7 cidrs=$8 own_prefix=$9
 
 link_up() {  # name: a device that swallows what is sent to it (dummy; ifb where the kernel has no dummy)
   if ! ip link show "$1" >/dev/null 2>&1; then

@@ -14,6 +14,13 @@ def test_subnet_and_hosts():
         network.nth_host("10.96.0.0/33", 1, "kube_service_cidr")
 
 
+def test_nth_host_counts_from_the_end_without_the_broadcast_address():
+    assert network.nth_host("10.222.0.0/24", -2) == "10.222.0.254"
+    for beyond in (-1, -256, 256, 0):
+        with pytest.raises(AnsibleFilterError):
+            network.nth_host("10.222.0.0/24", beyond)
+
+
 @pytest.mark.parametrize("value,ok", [("10.96.0.0/16", True), ("10.96.0.1/16", False), ("10.96.0.0/33", False),
                                       ("banana", False), ("10.96.0.0", False)])
 def test_is_cidr(value, ok):
