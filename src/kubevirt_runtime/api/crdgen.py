@@ -21,6 +21,7 @@ import yaml
 from . import cdi, schema, upstream
 from . import constants as c
 from . import instancetype as it
+from . import migration as mig
 from . import snapshot as snap
 from .walk import NOT_IMPLEMENTED
 
@@ -42,6 +43,12 @@ VMI_COLUMNS = [
      "jsonPath": ".status.conditions[?(@.type=='LiveMigratable')].status"},
     {"name": "Paused", "type": "string", "priority": 1,
      "jsonPath": ".status.conditions[?(@.type=='Paused')].status"},
+]
+VMIM_COLUMNS = [
+    {"name": "Phase", "type": "string", "description": "The current phase of VM instance migration",
+     "jsonPath": ".status.phase"},
+    {"name": "VMI", "type": "string", "description": "The name of the VMI to perform the migration on",
+     "jsonPath": ".spec.vmiName"},
 ]
 VM_COLUMNS = [
     _AGE,
@@ -180,6 +187,7 @@ def generate_crds():
     vmi = _root("v1.VirtualMachineInstance", schema.vmi_spec(), True)
     vmirs = _root("v1.VirtualMachineInstanceReplicaSet", schema.replicaset_spec(), False)
     pool = _root("v1beta1.VirtualMachinePool", schema.pool_spec(), False)
+    vmim = _root("v1.VirtualMachineInstanceMigration", mig.migration_spec(), True)
     status = {"status": {}}
     scaled = {"status": {}, "scale": _SCALE}
     crds = {
@@ -193,6 +201,9 @@ def generate_crds():
             c.VMIRS_KIND, c.VMIRS_PLURAL, c.VMIRS_SINGULAR, c.GROUP,
             [_version(c.VERSION, vmirs, columns=_replica_columns("VirtualMachineInstances"), subresources=scaled)],
             c.VMIRS_SHORT_NAMES, ["all"]),
+        "virtualmachineinstancemigrations.yaml": _crd(
+            mig.KIND, mig.PLURAL, mig.SINGULAR, c.GROUP,
+            [_version(c.VERSION, vmim, columns=VMIM_COLUMNS, subresources=status)], mig.SHORT_NAMES, ["all"]),
         "virtualmachinepools.yaml": _crd(
             c.POOL_KIND, c.POOL_PLURAL, c.POOL_SINGULAR, c.POOL_GROUP,
             [_version(v, copy.deepcopy(pool), storage=v == c.POOL_VERSION,

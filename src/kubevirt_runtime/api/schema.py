@@ -211,7 +211,7 @@ def _volume():
                                         "once it has Succeeded."), "hotpluggable": leaf()}),
         "hostDisk": obj({"path": leaf(), "type": leaf(), "capacity": leaf()},
                         description="A disk image on the node (feature gate HostDisk).",
-                        refused={"shared": "shared host disks need live migration, which is not implemented"}),
+                        refused={"shared": "shared host disks (live migration of VMs with host disks) are not implemented"}),
         "configMap": free("A ConfigMap, attached as an ISO disk (label from volumeLabel, default cfgdata)."),
         "secret": free("A Secret, attached as an ISO disk (label from volumeLabel, default cfgdata)."),
         "serviceAccount": free("The service account's token, CA and namespace, attached as an ISO disk."),
@@ -230,8 +230,11 @@ VMI_SPEC_FIELDS = {
     "nodeSelector": free(), "tolerations": free(), "affinity": free(), "topologySpreadConstraints": free(),
     "priorityClassName": free(), "schedulerName": free(), "dnsPolicy": free(), "dnsConfig": free(),
     "hostname": free(), "subdomain": free(),
-    "evictionStrategy": free("Stored as given. Live migration is not implemented, so on a node drain the VMI is "
-                             "shut down like with None."),
+    "evictionStrategy": free("What a node drain (an eviction of the launcher pod) does: LiveMigrate migrates the "
+                             "VMI to another node (the eviction is refused until it has moved); "
+                             "LiveMigrateIfPossible does so when the VMI is live migratable and lets the pod go "
+                             "otherwise; External only marks the VMI (status.evacuationNodeName); None lets the "
+                             "pod go. Unset: the KubeVirt CR's spec.configuration.evictionStrategy."),
     "architecture": leaf(enum=ARCHITECTURES),
     "readinessProbe": _probe(), "livenessProbe": _probe(),
 }

@@ -28,6 +28,7 @@ ROOTS = {
     "v1.VirtualMachine": ("kubevirt.io", "v1"),
     "v1.VirtualMachineInstance": ("kubevirt.io", "v1"),
     "v1.VirtualMachineInstanceReplicaSet": ("kubevirt.io", "v1"),
+    "v1.VirtualMachineInstanceMigration": ("kubevirt.io", "v1"),
     "v1beta1.VirtualMachinePool": ("pool.kubevirt.io", "v1beta1"),
     "v1beta1.VirtualMachineInstancetype": ("instancetype.kubevirt.io", "v1beta1"),
     "v1beta1.VirtualMachineClusterInstancetype": ("instancetype.kubevirt.io", "v1beta1"),
