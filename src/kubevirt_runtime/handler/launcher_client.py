@@ -116,6 +116,15 @@ class LauncherClient:
     def guestinfo(self):
         return self.call("guestinfo")
 
+    def prepare_migration_target(self, vmi: dict, options: dict | None = None):
+        return self.call("prepare_migration_target", vmi=vmi, options=options or {})
+
+    def migrate(self, options: dict):
+        return self.call("migrate", options=options)
+
+    def abort_migration(self):
+        return self.call("abort_migration")
+
 
 class Subscription:
     """Domain states pushed by the launcher; iterate to receive them, close() from any thread."""

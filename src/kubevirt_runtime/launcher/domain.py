@@ -15,7 +15,8 @@ from kubevirt_runtime.api import timeline
 from kubevirt_runtime.api.network import interface_mac
 
 from . import accel as accel_mod
-from . import disks, guest_agent, guest_ports, network
+from . import disks, guest_agent, guest_ports
+from . import migration as mig, network
 from .converter import ConverterContext, convert, domain_name, graphics_enabled
 from .podnet import pod_addresses
 
@@ -182,11 +183,16 @@ class DomainManager:
         self.acpi = True
         self.message = ""
         self._aliases: dict | None = None
+        # a live migration this launcher takes part in (role source or target), as published to virt-handler
+        self.migration: dict | None = None
+        self.migration_thread: threading.Thread | None = None
+        self.job_completed = threading.Event()
         self._accel = accel
         self._accel_reason = "given" if accel else ""
         self._use_emulation = use_emulation
         conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None)
         conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_AGENT_LIFECYCLE, self._on_agent, None)
+        conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_JOB_COMPLETED, self._on_job_completed, None)
 
     # ------------------------------------------------------------------ accelerator
 
@@ -217,7 +223,7 @@ class DomainManager:
             state.update(name=self.domain_name, uid=self.uid, accel=self._accel if self.dom else None,
                          interfaces=self._interfaces(), guestOSInfo=dict(self.guest_info),
                          agentConnected=self.agent_connected, startedAt=self.started_at, message=self.message,
-                         timeline=dict(self.timeline))
+                         timeline=dict(self.timeline), migration=dict(self.migration) if self.migration else None)
             return state
 
     def stage(self, name: str, epoch: float | None = None, publish: bool = True) -> None:
@@ -290,6 +296,8 @@ class DomainManager:
             return
         status = _EVENT_STATUS.get(event, "NoState")
         log.info("domain event %s detail %s -> %s", event, detail, status)
+        if self._migration_event(dom, event, detail):
+            return
         if event == libvirt.VIR_DOMAIN_EVENT_STOPPED:
             reason = _STOPPED_REASON.get(detail, "Unknown")
             if self.pod_terminated and not self.stop_commanded:
@@ -337,11 +345,10 @@ class DomainManager:
                 return self.snapshot()
             if self.stop_requested:
                 raise RuntimeError("the launcher is shutting down")
+            if self.migration and self.migration.get("role") == "target":
+                raise RuntimeError("this launcher waits for an incoming migration; it does not start a domain")
             accel = self.accel(options or {})
-            volumes = disks.prepare_volumes(vmi, self.private_dir, self.container_disk_dir)
-            kernel, initrd = disks.kernel_boot_paths(vmi, self.container_disk_dir)
-            net_config = (options or {}).get("network")
-            taps = network.attachments(vmi, net_config)
+            volumes, kernel, initrd, net_config, taps = self._prepare(vmi, options)
             ctx = ConverterContext(
                 accel=accel, disks=volumes, interfaces=taps, serial_socket=str(self.private_dir / "virt-serial0"),
                 serial_log=str(self.private_dir / "virt-serial0.log"), vnc_socket=str(self.vnc_socket),
@@ -350,8 +357,7 @@ class DomainManager:
             xml = convert(vmi, ctx)
             (self.private_dir / "domain.xml").write_text(xml)
             self.stage("DomainDefined", publish=False)
-            if self.dhcp is None:  # before the guest starts: it asks for its address at once
-                self.dhcp = network.start_dhcp(vmi, net_config)
+            self._start_dhcp(vmi, net_config)
             self.vmi, self.taps = vmi, taps
             self.acpi = ((vmi["spec"]["domain"].get("features") or {}).get("acpi") or {}).get("enabled", True) \
                 is not False
@@ -382,10 +388,180 @@ class DomainManager:
             self._aliases = device_aliases(dom.XMLDesc(0))
         return {"stats": raw, **self._aliases}
 
+    def _prepare(self, vmi: dict, options: dict):
+        """What the domain needs in this pod before it runs here (started, or migrated in)."""
+        volumes = disks.prepare_volumes(vmi, self.private_dir, self.container_disk_dir)
+        kernel, initrd = disks.kernel_boot_paths(vmi, self.container_disk_dir)
+        net_config = (options or {}).get("network")
+        return volumes, kernel, initrd, net_config, network.attachments(vmi, net_config)
+
+    def _start_dhcp(self, vmi: dict, net_config) -> None:
+        if self.dhcp is None:  # before the guest runs here: it asks for its address at once
+            self.dhcp = network.start_dhcp(vmi, net_config)
+
     def _domain(self) -> libvirt.virDomain:
         if self.dom is None:
             raise RuntimeError("no domain")
         return self.dom
+
+    # ------------------------------------------------------------------ live migration (see migration.py)
+
+    def _set_migration(self, **fields) -> None:
+        with self.lock:
+            self.migration = {**(self.migration or {}), **fields}
+            self._publish_locked()
+
+    def prepare_migration_target(self, vmi: dict, options: dict) -> dict:
+        """Makes this (fresh) launcher the target of a migration: the volumes, the network and the socket
+        directory are ready; libvirt starts the domain here when the source sends it."""
+        meta = vmi.get("metadata") or {}
+        if meta.get("uid") and self.uid and meta["uid"] != self.uid:
+            raise ValueError(f"VMI uid {meta['uid']} does not match this launcher ({self.uid})")
+        uid = (options or {}).get("migrationUid") or ""
+        with self.lock:
+            if self.migration and self.migration.get("role") == "target":
+                return self.snapshot()
+            if self.dom is not None or self.final.is_set() or self.stop_requested:
+                raise RuntimeError("this launcher already runs (or ran) a domain; it cannot be a migration target")
+            _volumes, _kernel, _initrd, net_config, taps = self._prepare(vmi, options)
+            (Path(mig.DIR)).mkdir(parents=True, exist_ok=True)
+            self._start_dhcp(vmi, net_config)
+            self.vmi, self.taps = vmi, taps
+            self.acpi = ((vmi["spec"]["domain"].get("features") or {}).get("acpi") or {}).get("enabled", True) \
+                is not False
+            self.migration = {"role": "target", "migrationUid": uid, "prepared": True}
+            log.info("prepared as the target of migration %s", uid)
+            self._publish_locked()
+            return self.snapshot()
+
+    def _migration_event(self, dom, event, detail) -> bool:
+        """Lifecycle events of a migration; True when handled here."""
+        role = (self.migration or {}).get("role")
+        if role == "target" and self.dom is None and event in (libvirt.VIR_DOMAIN_EVENT_STARTED,
+                                                                libvirt.VIR_DOMAIN_EVENT_RESUMED):
+            with self.lock:
+                self.dom = dom  # the incoming domain: from now on it is this launcher's
+            self._set_migration(domainDetected=True)
+            if event == libvirt.VIR_DOMAIN_EVENT_STARTED:
+                return True
+        if role == "target" and event == libvirt.VIR_DOMAIN_EVENT_RESUMED and \
+                detail == libvirt.VIR_DOMAIN_EVENT_RESUMED_MIGRATED:
+            self._incoming_done(dom)
+            return True
+        if role == "source" and event == libvirt.VIR_DOMAIN_EVENT_SUSPENDED and \
+                detail == libvirt.VIR_DOMAIN_EVENT_SUSPENDED_MIGRATED:
+            return True  # the last pages move: the guest is not paused by anyone
+        if role == "source" and event == libvirt.VIR_DOMAIN_EVENT_STOPPED and \
+                detail == libvirt.VIR_DOMAIN_EVENT_STOPPED_MIGRATED:
+            return True  # the domain left; _run_migration ends this launcher once libvirt's job returned
+        return False
+
+    def _on_job_completed(self, conn, dom, stats, opaque):
+        """libvirt's statistics of a finished job; for a migration QEMU's measured downtime (the guest's pause)."""
+        if not self._mine(dom) or not self.migration or "downtime" not in stats:
+            return
+        self._set_migration(downtimeMs=stats["downtime"], transferredBytes=stats.get("memory_processed"))
+        log.info("migration job completed: downtime %s ms, %s ms in all", stats["downtime"], stats.get("time_elapsed"))
+        self.job_completed.set()
+
+    def _incoming_done(self, dom) -> None:
+        """The domain runs here now: the migration completed on this (target) side."""
+        with self.lock:
+            self.started_at = time.time()
+            self.status.update(status="Running", reason="")
+            self.migration.update(domainReadyTimestamp=mig.stamp(), completed=True)
+            self._publish_locked()
+        log.info("incoming migration completed")
+        if ((self.vmi or {}).get("spec", {}).get("domain", {}).get("devices") or {}).get(
+                "autoattachSerialConsole", True) is not False:
+            threading.Thread(target=self.console.attach, args=(str(self.private_dir / "virt-serial0"),),
+                             daemon=True).start()
+        threading.Thread(target=self._follow_addresses, name="addresses", daemon=True).start()
+
+    def migrate(self, options: dict) -> dict:
+        """Starts the live migration of the running domain to the target launcher (through virt-handler's
+        proxy); returns at once. Progress and the outcome are published in the state's `migration`."""
+        with self.lock:
+            dom = self._domain()
+            if self.final.is_set() or self.stop_requested:
+                raise RuntimeError("the domain is stopping")
+            running = self.migration_thread is not None and self.migration_thread.is_alive()
+            uid = (options or {}).get("migrationUid") or ""
+            if running or (self.migration or {}).get("completed") and self.migration.get("migrationUid") == uid:
+                return self.snapshot()
+            self.migration = {"role": "source", "migrationUid": uid, "startTimestamp": mig.stamp(), "mode": "PreCopy"}
+            self._publish_locked()
+            self.migration_thread = threading.Thread(target=self._run_migration, args=(dom, mig.Options.from_dict(
+                options)), name="migration", daemon=True)
+            self.migration_thread.start()
+            return self.snapshot()
+
+    def _run_migration(self, dom, options: "mig.Options") -> None:
+        xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_MIGRATABLE)
+        local = mig.local_disks(xml)
+        done = threading.Event()
+        threading.Thread(target=self._monitor_migration, args=(dom, options, done), name="migration-monitor",
+                         daemon=True).start()
+        started = time.monotonic()
+        log.info("migrating %s (disks copied: %s)", self.domain_name, ", ".join(local) or "none")
+        try:
+            dom.migrateToURI3(mig.dest_uri(), mig.params(xml, options, local), mig.flags(options, local))
+        except libvirt.libvirtError as exc:
+            done.set()
+            reason = (self.migration or {}).get("abortReason") or str(exc)
+            log.warning("migration of %s failed after %.1fs: %s", self.domain_name, time.monotonic() - started, reason)
+            aborting = (self.migration or {}).get("abortStatus") == "Aborting"
+            self._set_migration(failed=True, completed=True, failureReason=reason, endTimestamp=mig.stamp(),
+                                **({"abortStatus": "Succeeded"} if aborting else {}))
+            return
+        done.set()
+        log.info("migration of %s completed after %.1fs", self.domain_name, time.monotonic() - started)
+        self.job_completed.wait(2)  # libvirt's statistics (the downtime) come as an event of their own
+        with self.lock:
+            self.migration.update(completed=True, endTimestamp=mig.stamp())
+            self.status.update(status="Shutoff", reason="Migrated", final=True, outcome="Succeeded")
+            self._publish_locked()
+        self.final.set()
+
+    def _monitor_migration(self, dom, options: "mig.Options", done: threading.Event) -> None:
+        memory = 0
+        try:
+            memory = dom.info()[1] * 1024
+        except libvirt.libvirtError:
+            pass
+        progress = mig.Progress(started=time.monotonic())
+        while not done.wait(mig.MONITOR_INTERVAL):
+            try:
+                info = dom.jobStats()
+            except libvirt.libvirtError:
+                continue
+            remaining = info.get("data_remaining")
+            why = mig.should_abort(progress, remaining, time.monotonic(), options, memory)
+            if why:
+                log.warning("aborting the migration of %s: %s", self.domain_name, why)
+                with self.lock:
+                    self.migration["abortReason"] = f"live migration aborted: {why}"
+                try:
+                    dom.abortJob()
+                except libvirt.libvirtError as exc:
+                    log.info("abort: %s", exc)
+                return
+
+    def abort_migration(self) -> dict:
+        """virt-handler's cancel (the migration was deleted, abortRequested): libvirt aborts the job."""
+        with self.lock:
+            running = self.migration_thread is not None and self.migration_thread.is_alive()
+            if not running:
+                return self.snapshot()
+            self.migration.update(abortStatus="Aborting", abortReason="live migration aborted: cancelled by the user")
+            self._publish_locked()
+        try:
+            self._domain().abortJob()
+        except libvirt.libvirtError as exc:
+            with self.lock:
+                self.migration["abortStatus"] = "Failed"
+            raise RuntimeError(f"abort failed: {exc}") from None
+        return self.snapshot()
 
     def shutdown(self, grace: int | None = None) -> dict:
         """virt-handler's request (the VMI is deleted or stopped): the guest's end is a success."""

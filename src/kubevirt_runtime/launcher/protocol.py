@@ -21,6 +21,12 @@ Version 1, newline-delimited JSON (one object per line, UTF-8):
      stats      result: {"stats": libvirt's domain stats (raw keys), "drives": {target dev: disk name},
                 "interfaces": {target dev: interface name}} (virt-handler's metrics)
      ping       result: "pong"
+     prepare_migration_target {"vmi": <VMI dict>, "options": {"migrationUid", "network"}}
+                a fresh launcher becomes the target of a live migration (volumes, network, socket directory
+                ready; see launcher/migration.py); the domain arrives through libvirt
+     migrate    {"options": {"migrationUid", "bandwidthMiB", "progressTimeout", "completionTimeoutPerGiB",
+                "allowAutoConverge", "pathMap"}} starts the live migration of the running domain; returns at once
+     abort_migration  aborts a migration in progress (it then ends failed, the domain keeps running here)
 3. Subscription: {"id": n, "cmd": "subscribe"} -> ok, then the server pushes
    {"event": "domain", "domain": <state>} whenever the domain changes (libvirt lifecycle and agent
    events), starting with the current state. The connection then carries only events.
@@ -32,10 +38,14 @@ Version 1, newline-delimited JSON (one object per line, UTF-8):
 
 Domain state: {"name", "uid", "status": "Missing"|"Running"|"Paused"|"Shutdown"|"Shutoff"|"Crashed"|
 "NoState", "reason", "final": bool, "outcome": "Succeeded"|"Failed"|null (set when final),
-"accel", "interfaces": [...], "guestOSInfo": {...}, "startedAt", "message", "timeline": {stage: time}}
+"accel", "interfaces": [...], "guestOSInfo": {...}, "startedAt", "message", "timeline": {stage: time},
+"migration": null | {"role": "source"|"target", "migrationUid", "startTimestamp", "endTimestamp", "completed",
+"failed", "failureReason", "abortStatus", "mode", "prepared", "domainDetected", "domainReadyTimestamp",
+"downtimeMs"}}
 (timeline: the startup stages this launcher saw, ContainersStarted ... FirstConsoleOutput, see
 kubevirt_runtime/api/timeline.py). A domain that ended because its pod was deleted (SIGTERM) without
-virt-handler asking for the stop is final with outcome "Failed" and reason "PodTerminated".
+virt-handler asking for the stop is final with outcome "Failed" and reason "PodTerminated"; one that left for
+another node is final with status "Shutoff", reason "Migrated" and outcome "Succeeded".
 """
 from __future__ import annotations
 

@@ -126,6 +126,12 @@ class CommandServer:
             return m.snapshot()
         if cmd == "guestinfo":
             return m.guestinfo()
+        if cmd == "prepare_migration_target":
+            return m.prepare_migration_target(request.get("vmi") or {}, request.get("options") or {})
+        if cmd == "migrate":
+            return m.migrate(request.get("options") or {})
+        if cmd == "abort_migration":
+            return m.abort_migration()
         if cmd in ("softreboot", "reset", "guestosinfo", "userlist", "filesystemlist", "stats"):
             return getattr(m, cmd)()
         raise ValueError(f"unknown command {cmd!r}")
