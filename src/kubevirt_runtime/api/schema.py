@@ -211,7 +211,7 @@ def _volume():
                                         "once it has Succeeded."), "hotpluggable": leaf()}),
         "hostDisk": obj({"path": leaf(), "type": leaf(), "capacity": leaf()},
                         description="A disk image on the node (feature gate HostDisk).",
-                        refused={"shared": "shared host disks (live migration of VMs with host disks) are not implemented"}),
+                        refused={"shared": "shared host disks (for live migration) are not implemented"}),
         "configMap": free("A ConfigMap, attached as an ISO disk (label from volumeLabel, default cfgdata)."),
         "secret": free("A Secret, attached as an ISO disk (label from volumeLabel, default cfgdata)."),
         "serviceAccount": free("The service account's token, CA and namespace, attached as an ISO disk."),

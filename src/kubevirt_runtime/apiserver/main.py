@@ -25,6 +25,7 @@ from kubevirt_runtime.machinery.logs import setup_logging
 
 from .auth import Authorizer, load_requestheader_config, server_ssl_context
 from .cluster_config import ClusterConfig
+from .migration import ApiCluster
 from .server import App, serve
 from .subresources import HandlerClient, HandlerLocator, VMActions
 
@@ -110,7 +111,8 @@ def main(argv=None) -> int:
               HandlerLocator(api_client, args.handler_namespace, args.handler_port, args.handler_address),
               HandlerClient(args.handler_client_cert, args.handler_client_key, args.handler_ca,
                             args.handler_server_name),
-              ready=lambda: front_proxy.config is not None, admission_context=cluster_config.context)
+              ready=lambda: front_proxy.config is not None, admission_context=cluster_config.context,
+              cluster=ApiCluster(api_client, cluster_config.informer.store))
     if not args.handler_client_cert:
         log.warning("no handler client certificate: pause, unpause and console answer 503")
     server, _thread = serve(app, args.address, args.port)

@@ -4,7 +4,9 @@
     POST /virtualmachines-validate | /virtualmachineinstances-validate      validating webhooks
     GET  /healthz /readyz /metrics  (and /apis/subresources.kubevirt.io/v1/healthz, as upstream)
     GET  /apis, /apis/subresources.kubevirt.io, /apis/subresources.kubevirt.io/v1      discovery
+    POST /migration-mutate-create | /migration-validate | /launcher-eviction-validate   live migration (migration.py)
     PUT  $V1/namespaces/{ns}/virtualmachines/{name}/{start,stop,restart}
+    PUT  $V1/namespaces/{ns}/virtualmachines/{name}/migrate   (MigrateOptions; creates a migration, 202)
     PUT  $V1/namespaces/{ns}/virtualmachineinstances/{name}/{pause,unpause,softreboot,reset}
     GET  $V1/namespaces/{ns}/virtualmachineinstances/{name}/{guestosinfo,userlist,filesystemlist}
     GET  $V1/namespaces/{ns}/virtualmachineinstances/{name}/console   (WebSocket)
@@ -31,6 +33,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, gen
 
 from ..machinery.streams import read_body, read_head, splice
 from . import admission
+from . import migration as migration_admission
 from .auth import Unauthenticated, authenticate
 from .subresources import SUBRESOURCE_GROUP, SubresourceError, check_vmi_for, grace_period_from, handler_error
 
@@ -49,6 +52,7 @@ SUBRESOURCES = {
     ("virtualmachines", "start"): ("PUT", "update"),
     ("virtualmachines", "stop"): ("PUT", "update"),
     ("virtualmachines", "restart"): ("PUT", "update"),
+    ("virtualmachines", "migrate"): ("PUT", "update"),
     ("virtualmachineinstances", "pause"): ("PUT", "update"),
     ("virtualmachineinstances", "unpause"): ("PUT", "update"),
     ("virtualmachineinstances", "softreboot"): ("PUT", "update"),
@@ -96,7 +100,7 @@ def api_group() -> dict:
 def route(method: str, path: str):
     """("admission", webhook) | ("discovery", body) | ("health", name) | ("subresource", match dict) | None."""
     path = path.split("?", 1)[0]
-    if method == "POST" and path in admission.ROUTES:
+    if method == "POST" and (path in admission.ROUTES or path in migration_admission.ROUTES):
         return "admission", path
     if method == "GET":
         if path in ("/healthz", "/readyz", "/livez", f"{PREFIX}/healthz"):
@@ -155,7 +159,7 @@ class App:
     """What the handlers need; built by main.py (tests build it with fakes)."""
 
     def __init__(self, context_provider, requestheader_provider, authorizer, vm_actions, handler_locator,
-                 handler_client, ready=lambda: True, admission_context=lambda: None):
+                 handler_client, ready=lambda: True, admission_context=lambda: None, cluster=None):
         self.ssl_context = context_provider          # () -> ssl.SSLContext (swapped when the CA changes)
         self.requestheader = requestheader_provider  # () -> RequestHeaderConfig | None
         self.authorizer = authorizer
@@ -164,6 +168,7 @@ class App:
         self.handler_client = handler_client
         self.ready = ready
         self.admission_context = admission_context  # () -> api.ValidationContext | None
+        self.cluster = cluster  # migration.Cluster: what the migration webhooks and `migrate` read and write
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -240,8 +245,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _admission(self, path, body):
         try:
-            answer = admission.review(path, body, self.server.app.admission_context())
-        except admission.BadReview as exc:
+            if path in migration_admission.ROUTES:
+                answer = migration_admission.review(path, body, self.server.app.cluster)
+            else:
+                answer = admission.review(path, body, self.server.app.admission_context())
+        except (admission.BadReview, ValueError) as exc:
             raise SubresourceError(400, str(exc)) from exc
         ADMISSION_TOTAL.labels(path.lstrip("/"), str(answer["response"]["allowed"]).lower()).inc()
         if not answer["response"]["allowed"]:
@@ -256,6 +264,9 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             self._authorize(match)
             app = self.server.app
+            if resource == "virtualmachines" and sub == "migrate":
+                code = 202
+                return self._migrate(ns, name, body)
             if resource == "virtualmachines" and sub not in STREAMS:
                 app.vm_actions.run(sub, ns, name, grace_period=grace_period_from(sub, body))
                 return self._send(200, b"")
@@ -273,6 +284,16 @@ class _Handler(BaseHTTPRequestHandler):
             raise
         finally:
             SUBRESOURCE_TOTAL.labels(resource, sub, str(code)).inc()
+
+    def _migrate(self, ns, name, body):
+        app = self.server.app
+        try:
+            options = migration_admission.migrate_options(body)
+            migration = migration_admission.migrate(app.cluster, ns, name, options, app.vm_actions.exists(ns, name))
+        except migration_admission.MigrateError as exc:
+            raise SubresourceError(exc.code, exc.message) from exc
+        log.info("migration %s created for VM %s/%s", migration["metadata"].get("name"), ns, name)
+        self._send(202, b"")
 
     def _authorize(self, match):
         config = self.server.app.requestheader()

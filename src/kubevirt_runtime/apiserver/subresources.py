@@ -144,6 +144,15 @@ class VMActions:
         self.vms = ResourceClient(api_client, VMS)
         self.vmis = ResourceClient(api_client, VMIS)
 
+    def exists(self, namespace: str, name: str) -> bool:
+        try:
+            self.vms.get(name, namespace)
+        except ApiError as exc:
+            if exc.not_found:
+                return False
+            raise
+        return True
+
     def run(self, action: str, namespace: str, name: str, attempts: int = 5, grace_period: int | None = None) -> None:
         """Performs start/stop/restart; `grace_period` first shortens the running instance's
         terminationGracePeriodSeconds, so virt-handler stops its guest that fast."""

@@ -27,6 +27,7 @@ from . import metrics
 from .config import DEFAULT_LAUNCHER_IMAGE, ControllerConfig
 from .datavolume import DATAVOLUMES, PVCS, STORAGE_CLASSES, STORAGE_POD_SELECTOR, DataVolumeController
 from .instancetype import InstancetypeExpander
+from .migration_controller import VMIMS, EvacuationController, MigrationController
 from .pool import POOLS, PoolController
 from .replicaset import VMIRS, ReplicaSetController
 from .vm_controller import VMController
@@ -85,6 +86,13 @@ class VirtController:
         self.replicaset_controller = ReplicaSetController(replicasets, vmis, self.replicaset_informer,
                                                           self.vmi_informer, self.recorder)
         self.pool_controller = PoolController(pools, vms, self.pool_informer, self.vm_informer, self.recorder)
+        migrations = ResourceClient(api_client, VMIMS, counters)
+        self.migration_informer = Informer(migrations, namespace)
+        self.migration_controller = MigrationController(migrations, vmis, pods, self.migration_informer,
+                                                        self.vmi_informer, self.pod_informer, self.recorder, config,
+                                                        self.cluster_config)
+        self.evacuation_controller = EvacuationController(migrations, self.migration_informer.store,
+                                                          self.vmi_informer, self.recorder)
         self.vmi_informer.add_handler(on_update=metrics.observe_vmi_update)
         self._storage(api_client, config, namespace, counters)
         self.synced = threading.Event()
@@ -108,7 +116,8 @@ class VirtController:
 
     def informers(self):
         return [self.vm_informer, self.vmi_informer, self.pod_informer, self.replicaset_informer, self.pool_informer,
-                self.dv_informer, self.pvc_informer, self.storage_pod_informer, self.class_informer]
+                self.dv_informer, self.pvc_informer, self.storage_pod_informer, self.class_informer,
+                self.migration_informer]
 
     def run(self, sync_timeout=None):
         self.cluster_config.start()
@@ -123,6 +132,8 @@ class VirtController:
         self.replicaset_controller.start_workers(1)
         self.pool_controller.start_workers(1)
         self.datavolume_controller.start_workers(2)
+        self.migration_controller.start_workers(2)
+        self.evacuation_controller.start_workers(1)
         log.info("virt-controller is reconciling")
 
     def stop(self):
@@ -130,7 +141,7 @@ class VirtController:
         for informer in self.informers():
             informer.stop()
         for controller in (self.vm_controller, self.vmi_controller, self.replicaset_controller, self.pool_controller,
-                           self.datavolume_controller):
+                           self.datavolume_controller, self.migration_controller, self.evacuation_controller):
             controller.queue.shutdown()
 
 

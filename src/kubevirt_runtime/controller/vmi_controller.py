@@ -10,6 +10,7 @@ import time
 
 from ..api import default_vmi, timeline, validate_vmi
 from ..api.constants import CREATED_BY_LABEL, NODE_NAME_LABEL, VMI_FINALIZER, VMIPhase, vmi_is_final
+from ..api.migration import JOB_UID_LABEL as MIGRATION_JOB_LABEL
 from ..api.status import now_iso, set_condition
 from ..machinery.cluster_config import StaticClusterConfig
 from ..machinery.events import NORMAL, WARNING
@@ -22,6 +23,7 @@ from ..machinery.store import label_index, object_key
 from ..machinery.workqueue import RateLimitingQueue
 from .config import ControllerConfig
 from .launcher_pod import launcher_pod_name, render_launcher_pod
+from .migration_controller import current_pod
 from .vmi_status import POD_FINAL, desired_vmi_status, pod_finished_at
 
 log = logging.getLogger(__name__)
@@ -147,8 +149,14 @@ class VMIController(Reconciler):
             self.own_writes.wrote(key, vmi["metadata"].get("resourceVersion"))
 
     def _pick_pod(self, vmi, pods):
+        """The pod the VMI runs in. Once it is on a node: the pod on that node (a live migration's target pod
+        becomes it when the VMI's nodeName moves; the source pod it leaves behind is no longer it)."""
         if not pods:
             return None
+        node = (vmi.get("status") or {}).get("nodeName")
+        if node:
+            return current_pod(vmi, pods)
+        pods = [p for p in pods if MIGRATION_JOB_LABEL not in (p["metadata"].get("labels") or {})] or pods
         expected = launcher_pod_name(vmi)
         for pod in pods:
             if pod["metadata"]["name"] == expected:

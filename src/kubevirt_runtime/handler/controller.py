@@ -15,7 +15,7 @@ import dataclasses
 import logging
 import threading
 
-from kubevirt_runtime.api.constants import VMIPhase
+from kubevirt_runtime.api.constants import NODE_NAME_LABEL, VMIPhase
 from kubevirt_runtime.api.status import now_iso
 from kubevirt_runtime.machinery.own_writes import OwnWrites
 from kubevirt_runtime.machinery.reconciler import Reconciler
@@ -25,6 +25,7 @@ from kubevirt_runtime.machinery.workqueue import RateLimitingQueue
 
 from . import decide as d
 from .launcher_client import LauncherClient, LauncherError, Subscription, peer_pid
+from .migration_agent import ACTIONS
 from .network import netns as pod_network
 from .network.plan import NetworkPlanError
 from .status import desired_status, status_patch
@@ -173,11 +174,15 @@ class VMIHandler(Reconciler):
     name = "virt-handler"
 
     def __init__(self, vmi_client, vmi_informer, locator, node_name: str, recorder=None,
-                 sync_options=None, network_setup=None):
+                 sync_options=None, network_setup=None, migrations=None, target_informer=None):
         """`sync_options`: what every launcher sync carries (a dict, or a callable returning one: the node's
-        accelerator decision, handler/node_accel.py)."""
+        accelerator decision, handler/node_accel.py). `migrations`: the MigrationAgent (handler/migration_agent.py),
+        None without live migration; `target_informer`: VMIs whose migration targets this node (label
+        kubevirt.io/migrationTargetNodeName)."""
         self.client = vmi_client
         self.informer = vmi_informer
+        self.migrations = migrations
+        self.target_informer = target_informer
         self.locator = locator
         self.node_name = node_name
         self.recorder = recorder
@@ -187,11 +192,21 @@ class VMIHandler(Reconciler):
         self.queue = RateLimitingQueue("virt-handler-vmi")
         self.registry = LauncherRegistry()
         self.own_writes = OwnWrites()
-        vmi_informer.add_handler(on_add=self._enqueue, on_update=lambda old, new: self._enqueue(new),
+        for informer in self._informers():
+            informer.add_handler(on_add=self._enqueue, on_update=lambda old, new: self._enqueue(new),
                                  on_delete=self._on_delete)
 
+    def _informers(self):
+        return [i for i in (self.informer, self.target_informer) if i is not None]
+
+    def _get(self, key):
+        """The VMI from whichever informer has it (the newer copy when both do)."""
+        found = [i.store.get(key) for i in self._informers()]
+        found = [vmi for vmi in found if vmi is not None]
+        return max(found, key=lambda v: int(v["metadata"].get("resourceVersion") or 0)) if found else None
+
     def has_synced(self) -> bool:
-        return self.informer.has_synced() and self.locator.has_synced()
+        return all(i.has_synced() for i in self._informers()) and self.locator.has_synced()
 
     # ------------------------------------------------------------------ informer and launcher callbacks
 
@@ -199,6 +214,14 @@ class VMIHandler(Reconciler):
         self.queue.add(object_key(vmi))
 
     def _on_delete(self, vmi):
+        labels = (vmi.get("metadata") or {}).get("labels") or {}
+        if self._get(object_key(vmi)) is not None or labels.get(NODE_NAME_LABEL) == self.node_name:
+            # it left the migration target informer for this node's (the two watches deliver in no set order):
+            # still ours
+            self._enqueue(vmi)
+            return
+        if self.migrations is not None:
+            self.migrations.forget(vmi)
         uid = vmi.get("metadata", {}).get("uid")
         record = self.registry.forget(uid)
         if record is None:
@@ -253,7 +276,7 @@ class VMIHandler(Reconciler):
         if not self.has_synced():
             self.queue.add_after(key, d.STARTING_RETRY_SECONDS)
             return
-        vmi = self.informer.store.get(key)
+        vmi = self._get(key)
         if vmi is None:
             self.own_writes.forget(key)
             return
@@ -262,7 +285,8 @@ class VMIHandler(Reconciler):
         uid = vmi["metadata"]["uid"]
         view = self.registry.track(uid, key)
         lookup = None if view.watching else self.locator.lookup(vmi)
-        for action in d.decide(vmi, self.node_name, view, lookup):
+        mview = self.migrations.view(uid) if self.migrations is not None else None
+        for action in d.decide(vmi, self.node_name, view, lookup, mview):
             if not self._act(key, vmi, uid, action):
                 return
 
@@ -297,6 +321,8 @@ class VMIHandler(Reconciler):
         if isinstance(action, d.WriteStatus):
             self._write_status(key, vmi, self.registry.track(uid, key))
             return True
+        if self.migrations is not None and isinstance(action, ACTIONS):
+            return self.migrations.act(self, key, vmi, uid, action)
         raise TypeError(f"unknown action {action!r}")
 
     def _watch(self, key, vmi, uid, path):

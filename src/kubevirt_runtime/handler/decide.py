@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from kubevirt_runtime.api.constants import DEFAULT_GRACE_PERIOD_SECONDS, NODE_NAME_LABEL, VMIPhase
 
+from . import migration as mig
 from .network.plan import needs_setup
 
 MAX_MISSES = 3
@@ -101,10 +102,21 @@ class WriteStatus:
     pass
 
 
-def decide(vmi: dict, node_name: str, view: LauncherView, lookup: Lookup | None) -> list:
-    """The actions for one VMI. `lookup` is only consulted when no subscription is open."""
+def decide(vmi: dict, node_name: str, view: LauncherView, lookup: Lookup | None,
+           mview: mig.MigrationView | None = None) -> list:
+    """The actions for one VMI. `lookup` is only consulted when no subscription is open; `mview` is what the
+    handler has for live migrations (handler/migration.py decides those actions)."""
     meta, status = vmi["metadata"], vmi.get("status") or {}
     phase = status.get("phase")
+    mview = mview or mig.MigrationView()
+    role = mig.role(vmi, node_name)
+    if role == mig.TARGET:
+        target = mig.decide_target(vmi, view, lookup or Lookup(Where.UNSYNCED), mview,
+                                   lambda found: _connect(VMIPhase.SCHEDULED, view, found))
+        # the target launcher needs the pod network before it can take the domain
+        if target and isinstance(target[0], mig.PrepareTarget) and needs_setup(vmi):
+            return [SetupNetwork(), *target]
+        return target
     if phase in VMIPhase.FINAL:
         live = view.watching and view.domain and not view.domain.get("final")
         # e.g. the controller failed the VMI: never leave its guest running
@@ -114,6 +126,11 @@ def decide(vmi: dict, node_name: str, view: LauncherView, lookup: Lookup | None)
     node = status.get("nodeName") or (meta.get("labels") or {}).get(NODE_NAME_LABEL)
     if node not in (None, node_name):
         return []
+    if mig.departed(view.domain):  # the domain left for the migration's target: the VMI did not end
+        fields = mig.source_fields(vmi, view.domain)
+        uid = mig.state(vmi).get("migrationUid")
+        return ([mig.WriteMigrationState(fields)] if fields else []) + \
+            ([mig.StopSourceProxy(uid)] if uid in mview.source_proxies else [])
     if view.gone or (view.domain or {}).get("final"):
         return [WriteStatus()]
     if not view.watching:
@@ -125,6 +142,8 @@ def decide(vmi: dict, node_name: str, view: LauncherView, lookup: Lookup | None)
         return [Shutdown(_grace_seconds(vmi)), WriteStatus()]
     if view.domain.get("status") == "Missing" and phase == VMIPhase.SCHEDULED and not deleting:
         return [SetupNetwork(), Sync(), WriteStatus()] if needs_setup(vmi) else [Sync(), WriteStatus()]
+    if role == mig.SOURCE and not deleting:
+        return mig.decide_source(vmi, view, mview) + [WriteStatus()]
     return [WriteStatus()]
 
 

@@ -5,6 +5,7 @@
                  [--device-plugin-dir /var/lib/kubelet/device-plugins [--device-root /host]]
                  [--listen-address 0.0.0.0 --listen-port 8186 --tls-cert F --tls-key F --client-ca F
                   --allowed-client-cn virt-api]
+                 [--migration-port 8187 --migration-address $POD_IP --migration-ca F]  (live migration proxy)
 
 Stopping or restarting it never stops a VM: the launchers keep their domains, and a new virt-handler
 finds them again and reconverges the status.
@@ -22,6 +23,7 @@ import threading
 from prometheus_client import REGISTRY
 
 from kubevirt_runtime.api.constants import NODE_NAME_LABEL
+from kubevirt_runtime.api.migration import TARGET_NODE_LABEL
 from kubevirt_runtime.machinery.cluster_config import ClusterConfigSource, StaticClusterConfig
 from kubevirt_runtime.machinery.events import EventRecorder
 from kubevirt_runtime.machinery.health import HealthServer
@@ -34,6 +36,7 @@ from .controller import VMIHandler
 from .locator import DEFAULT_KUBELET_ROOT, PodSocketLocator, TemplateSocketLocator
 from .metrics import DomainStatsCollector
 from .node_accel import NodeAccel
+from .migration_agent import MigrationAgent
 
 log = logging.getLogger("virt-handler")
 
@@ -73,6 +76,13 @@ def parse_args(argv=None):
     p.add_argument("--metrics-port", type=int, default=-1,
                    help="port of plain HTTP /healthz, /readyz and /metrics (per-VMI domain stats; the DaemonSet "
                         "uses 8443); -1 (default): off")
+    p.add_argument("--migration-port", type=int, default=-1,
+                   help="port of the live migration proxy (mutual TLS between handlers, with --tls-cert/--tls-key, "
+                        "whose certificate must also be a client's; CA: --migration-ca); -1: no live migration")
+    p.add_argument("--migration-address", default=os.environ.get("POD_IP") or "",
+                   help="where other handlers reach this one's migration proxy (default: $POD_IP)")
+    p.add_argument("--migration-ca", default=os.environ.get("HANDLER_MIGRATION_CA"),
+                   help="CA of the handlers' certificates (default: --client-ca)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return p.parse_args(argv)
 
@@ -90,7 +100,18 @@ def build(args, api_client):
         else StaticClusterConfig()
     accel = NodeAccel(cluster, bool(args.use_emulation), args.accel)
     recorder = EventRecorder(api_client, "virt-handler", args.node_name)
-    return VMIHandler(vmi_client, informer, locator, args.node_name, recorder, accel.sync_options)
+    migrations = target_informer = None
+    if args.migration_port >= 0:
+        if not (args.tls_cert and args.tls_key and (args.migration_ca or args.client_ca) and args.migration_address):
+            raise SystemExit("--migration-port needs --tls-cert, --tls-key, --migration-ca (or --client-ca) and "
+                             "--migration-address (or $POD_IP)")
+        migrations = MigrationAgent(args.migration_address, args.migration_port, args.tls_cert, args.tls_key,
+                                    args.migration_ca or args.client_ca,
+                                    cluster_config=ClusterConfigSource(api_client, args.kubevirt_namespace)
+                                    if args.kubevirt_namespace else None)
+        target_informer = Informer(vmi_client, label_selector=f"{TARGET_NODE_LABEL}={args.node_name}")
+    return VMIHandler(vmi_client, informer, locator, args.node_name, recorder, accel.sync_options, migrations=migrations,
+                      target_informer=target_informer)
 
 
 def main(argv=None) -> int:
@@ -103,7 +124,11 @@ def main(argv=None) -> int:
         from .deviceplugin.server import DevicePluginManager
         plugins = DevicePluginManager(args.device_plugin_dir, args.device_root).start()
     handler.locator.start()
-    handler.informer.start()
+    for informer in handler._informers():
+        informer.start()
+    if handler.migrations is not None:
+        handler.migrations.start()
+        log.info("live migration proxy on %s:%s (mutual TLS)", *handler.migrations.endpoint)
     server = None
     if args.tls_cert and args.tls_key and args.client_ca:
         from .server import ConsoleServer
@@ -119,7 +144,8 @@ def main(argv=None) -> int:
         health.add_readiness("caches-synced", handler.has_synced)
         REGISTRY.register(DomainStatsCollector(handler))
         health.start()
-    handler.informer.wait_for_sync()
+    for informer in handler._informers():
+        informer.wait_for_sync()
     handler.locator.wait_for_sync()  # never conclude anything about a launcher from an empty pod cache
     handler.start_workers(args.workers)
     log.info("virt-handler on node %s is running", args.node_name)
@@ -129,8 +155,11 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGINT, lambda *a: stop.set())
     stop.wait()
     log.info("stopping (VMs keep running)")
-    handler.informer.stop()
+    for informer in handler._informers():
+        informer.stop()
     handler.stop()
+    if handler.migrations is not None:
+        handler.migrations.stop()
     if plugins:
         plugins.stop()
     if server:

@@ -135,6 +135,10 @@ class TargetServer:
         with self._lock:
             return migration_uid in self._targets
 
+    def registered_uids(self) -> frozenset:
+        with self._lock:
+            return frozenset(self._targets)
+
     def start(self) -> "TargetServer":
         threading.Thread(target=self._accept, name="migration-target-accept", daemon=True).start()
         return self

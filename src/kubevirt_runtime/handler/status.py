@@ -2,7 +2,7 @@
 
 virt-handler owns the phases from Scheduled on: Running while the domain exists (also paused), then
 Succeeded (the guest powered off, or it was stopped on request) or Failed (QEMU died, libvirt failed, the
-launcher vanished); the Paused and AgentConnected conditions; Ready when the guest starts and ends;
+launcher vanished); the Paused, AgentConnected and LiveMigratable conditions; Ready when the guest starts and ends;
 status.interfaces and status.guestOSInfo. Conditions are only rewritten when their value changes, so
 the controller's reasons are kept and the two components never undo each other's writes.
 """
@@ -13,6 +13,7 @@ import time
 
 from kubevirt_runtime.api import timeline
 from kubevirt_runtime.api.constants import ConditionType, VMIPhase
+from kubevirt_runtime.api.migration import live_migratable
 from kubevirt_runtime.api.status import get_condition, now_iso, remove_condition, set_condition, set_phase
 
 HANDLER_PHASES = (VMIPhase.SCHEDULED, VMIPhase.RUNNING)
@@ -61,6 +62,8 @@ def desired_status(vmi: dict, domain: dict | None, launcher_gone: bool = False, 
         timeline.record(status, {"Running": stamp or timeline.format_stamp(time.time())})
     set_phase(status, VMIPhase.RUNNING, now)
     set_condition(status, ConditionType.READY, "True", "", "", now)
+    migratable, reason, message = live_migratable(vmi)
+    set_condition(status, ConditionType.LIVE_MIGRATABLE, "True" if migratable else "False", reason, message, now)
     remove_condition(status, ConditionType.SYNCHRONIZED)
     if state == "Paused":
         reason = domain.get("reason") or "PausedByUser"

@@ -15,8 +15,8 @@ from kubevirt_runtime.api import timeline
 from kubevirt_runtime.api.network import interface_mac
 
 from . import accel as accel_mod
-from . import disks, guest_agent, guest_ports
-from . import migration as mig, network
+from . import disks, guest_agent, guest_ports, network
+from . import migration as mig
 from .converter import ConverterContext, convert, domain_name, graphics_enabled
 from .podnet import pod_addresses
 

@@ -79,7 +79,16 @@ def test_controller_conditions_are_kept():
     ready = {"type": "Ready", "status": "True", "reason": "", "message": "", "lastProbeTime": None,
              "lastTransitionTime": "2025-01-01T00:00:00Z"}
     st = desired_status(vmi("Running", conditions=[ready]), domain("Running"), now=NOW)
-    assert st["conditions"] == [ready]  # same value: untouched, transition time kept
+    assert st["conditions"][0] == ready  # same value: untouched, transition time kept
+
+
+def test_a_running_vmi_says_whether_it_can_live_migrate():
+    st = desired_status(vmi("Running"), domain("Running"), now=NOW)
+    assert cond(st, "LiveMigratable") == ("True", "")
+    with_pvc = vmi("Running")
+    with_pvc["spec"] = {"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "c"}}]}
+    assert cond(desired_status(with_pvc, domain("Running"), now=NOW), "LiveMigratable") == \
+        ("False", "DisksNotLiveMigratable")
 
 
 def test_interfaces_and_guest_info():
