@@ -28,7 +28,7 @@ from ..machinery.resource import VMIS, ApiError, Resource, ResourceClient
 GROUP = "subresources.kubevirt.io"
 VERSION = "v1"
 CONSOLE_SUBPROTOCOL = "plain.kubevirt.io"
-VM_SUBRESOURCES = ("start", "stop", "restart")
+VM_SUBRESOURCES = ("start", "stop", "restart", "migrate")
 VMI_SUBRESOURCES = ("pause", "unpause", "softreboot", "reset")
 
 _VMS = Resource(GROUP, VERSION, "virtualmachines", kind="VirtualMachine")

@@ -10,6 +10,8 @@
     virtctl [...] ssh [USER@]TYPE/NAME[/NAMESPACE] [-l USER] [-i KEY] [-p PORT] [-c COMMAND] [-t SSH-OPTION]...
     virtctl [...] ui [--address 127.0.0.1] [--port N] [--no-browser] [--prometheus NS/SVC:PORT]   (web console, as you)
     virtctl [...] timeline VM                                     (the VMI's startup stages and their durations)
+    virtctl [...] migrate VM [--addedNodeSelector k=v,...] [--dry-run]   (live migration to another node)
+    virtctl [...] migrate-cancel VM
 
 `console` is interactive on a terminal (raw mode; Ctrl+] leaves). Without a terminal on stdin (or with
 --until/--send) it streams the console to stdout: stdin, if any, goes to the guest; it ends at --timeout
@@ -24,6 +26,7 @@ import sys
 import threading
 import time
 
+from kubevirt_runtime.client import migration
 from kubevirt_runtime.client.subresources import ApiError, Subresources, connect
 
 from . import forward
@@ -98,6 +101,13 @@ def parse_args(argv=None):
                     help="NAMESPACE/SERVICE:PORT of Prometheus for the metrics (through the API server, as you)")
     sp = sub.add_parser("timeline", parents=[common], help="print how a VM's instance started, stage by stage")
     sp.add_argument("name", metavar="VM")
+    sp = sub.add_parser("migrate", parents=[common], help="live migrate a VirtualMachine to another node")
+    sp.add_argument("name", metavar="VM")
+    sp.add_argument("--addedNodeSelector", dest="added_node_selector", default="",
+                    help="more labels the target node must have: key=value[,key=value...]")
+    sp.add_argument("--dry-run", action="store_true", help="only check the request; create nothing")
+    sp = sub.add_parser("migrate-cancel", parents=[common], help="cancel the live migration of a VirtualMachine")
+    sp.add_argument("name", metavar="VM")
     sp = sub.add_parser("console", parents=[common], help="connect to the serial console of a VMI")
     sp.add_argument("name", metavar="VMI")
     sp.add_argument("--timeout", type=float, default=None,
@@ -144,6 +154,15 @@ def main(argv=None) -> int:
             sub.vm(namespace, args.name, args.command, _grace_body(args))
             print(f"VM {args.name} was scheduled to {args.command}")
             return 0
+        if args.command == "migrate":
+            sub.vm(namespace, args.name, "migrate",
+                   migration.migrate_options(_selector(args.added_node_selector), args.dry_run))
+            print(f"VM {args.name} was scheduled to migrate" + (" (server dry run)" if args.dry_run else ""))
+            return 0
+        if args.command == "migrate-cancel":
+            migration.cancel(api_client, namespace, args.name)
+            print(f"VM {args.name} was scheduled to migrate-cancel")
+            return 0
         if args.command in ("pause", "unpause", "soft-reboot", "reset"):
             sub.vmi(namespace, args.name, args.command.replace("-", ""))
             print(f"VMI {args.name} was scheduled to {args.command}")
@@ -170,13 +189,24 @@ def main(argv=None) -> int:
     except ApiError as exc:
         verb = args.command
         return _fail(f"{verb} {getattr(args, 'name', None) or getattr(args, 'target', '')}: {_message(exc)}")
-    except (forward.UsageError, OSError) as exc:
+    except (forward.UsageError, OSError, migration.NothingToCancel, ValueError) as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
         return 130
 
 
 AGENT_QUERIES = {"guestosinfo": "guestosinfo", "userlist": "userlist", "fslist": "filesystemlist"}
+
+
+def _selector(text: str) -> dict:
+    """key=value[,key=value...] -> dict (upstream's --addedNodeSelector)."""
+    out = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--addedNodeSelector: {item!r} is not key=value")
+        out[key] = value
+    return out
 
 
 def _port_forward(sub, namespace, args) -> int:
