@@ -8,7 +8,7 @@ INVENTORY ?= inventories/local
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: venv ui browser cluster-up cluster-down cluster-sync binaries node-packages test test-unit test-integration test-e2e bench lint molecule
+.PHONY: venv ui browser cluster-up cluster-down cluster-sync binaries node-packages test test-unit test-integration test-e2e test-ha bench lint molecule
 
 venv: $(STAMP)
 $(STAMP): requirements.txt pyproject.toml hack/bootstrap.sh hack/ansible-test-sanity.sh
@@ -23,6 +23,10 @@ ui:
 browser:
 	hack/install-browser.sh
 
+# NODES=N (default 1): node02..nodeNN are network namespaces on this host, each a node of its own reached over SSH;
+# CONTROL_PLANE_NODES=M: the first M nodes run etcd and the control plane (HAProxy in front). Both are read by
+# the inventory (inventories/local/local_cluster.yml, plugin kubevirt.ops.local_cluster); later runs without
+# them keep the cluster's shape until cluster-down.
 cluster-up: $(STAMP) ui
 	$(ANSIBLE_PLAYBOOK) -i $(INVENTORY) playbooks/cluster-up.yml
 
@@ -51,8 +55,15 @@ node-packages:
 test-integration: $(STAMP) node-packages binaries
 	$(PYTEST) -q tests/integration
 
+# The session's cluster has two nodes (E2E_NODES), so VMs migrate between them.
 test-e2e: $(STAMP) ui browser
 	$(PYTEST) -q tests/e2e
+
+# Other cluster shapes, outside make test (each is made and removed; the default cluster is restored): three
+# control-plane nodes with one kube-apiserver stopped, and inventories/sample installed over SSH onto network
+# namespaces. Hold the cluster lock.
+test-ha: $(STAMP) ui node-packages binaries
+	$(PYTEST) -q tests/ha
 
 bench: $(STAMP) binaries
 	$(VENV)/bin/python -m bench

@@ -16,6 +16,9 @@ KUBECONFIG = STATE_DIR / "admin.kubeconfig"
 KUBECTL = STATE_DIR / "bin" / "kubectl"
 OWN_CHAIN_PREFIXES = ("KUBE-", "CNI-", "KUBEVIRT-OPS-")
 OWN_INTERFACE_PREFIXES = ("kvo-", "veth")
+NETNS_ROOT = "/var/lib/kubevirt-ops-nodes"
+# The e2e session's cluster (when it makes one): two nodes, so that VMs can migrate between them.
+E2E_NODES = os.environ.get("E2E_NODES", "2")
 
 # The demo VM of examples/ and what its console prints.
 KUBEVIRT_NAMESPACE = "kubevirt"
@@ -25,13 +28,14 @@ BOOT_TIMEOUT = 900  # TCG
 DEPLOY_EXTRA = ("-e", f"kubeconfig={KUBECONFIG}", "-e", f"kubectl={KUBECTL}")
 
 
-def run_playbook(name, *extra, check=True, timeout=3600):
-    """Run playbooks/NAME.yml on the local inventory; returns (returncode, output, seconds)."""
+def run_playbook(name, *extra, check=True, timeout=3600, env=None):
+    """Run playbooks/NAME.yml on the local inventory; returns (returncode, output, seconds). `env` adds to the
+    environment (NODES=2 for a cluster-up of two nodes)."""
     venv_bin = REPO / ".venv" / "bin"
     cmd = [str(venv_bin / "ansible-playbook"), "-i", str(REPO / "inventories" / "local"),
            str(REPO / "playbooks" / f"{name}.yml"), *extra]
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_FORCE_COLOR="0", PATH=f"{venv_bin}:{os.environ['PATH']}")
+               ANSIBLE_FORCE_COLOR="0", PATH=f"{venv_bin}:{os.environ['PATH']}", **(env or {}))
     start = time.monotonic()
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
     took = time.monotonic() - start
@@ -68,7 +72,8 @@ def cluster_answers():
 
 
 def host_traces():
-    """What a cluster could leave behind: its interfaces, iptables chains, mounts and processes."""
+    """What a cluster could leave behind: its interfaces, iptables chains, mounts, processes, the network
+    namespaces and cgroups of its netns nodes."""
     links = json.loads(subprocess.run(["ip", "-j", "link"], capture_output=True, text=True, check=True).stdout)
     interfaces = {link["ifname"] for link in links if link["ifname"].startswith(OWN_INTERFACE_PREFIXES)}
     chains = set()
@@ -77,7 +82,12 @@ def host_traces():
         chains |= {f"{table}/{m}" for m in re.findall(r"^:(\S+)", save, re.M) if m.startswith(OWN_CHAIN_PREFIXES)}
     with open("/proc/mounts") as f:
         mounts = {line.split()[1] for line in f
-                  if line.split()[1].startswith(("/var/lib/kubelet", "/var/lib/kubevirt-ops", "/run/kubevirt-ops"))}
+                  if line.split()[1].startswith(("/var/lib/kubelet", "/var/lib/kubevirt-ops", "/run/kubevirt-ops",
+                                                 "/run/netns/kvo-"))}
+    netns = {line.split()[0] for line in subprocess.run(["ip", "netns", "list"], capture_output=True,
+                                                        text=True).stdout.splitlines() if line.startswith("kvo-")}
+    cgroups = {str(p) for p in Path("/sys/fs/cgroup").glob("*/kvo-*")}
+    dirs = {str(p) for p in (Path(NETNS_ROOT), Path("/run/kubevirt-ops-nodes")) if p.exists()}
     processes = set()
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -86,7 +96,8 @@ def host_traces():
             continue
         if exe.startswith(str(STATE_DIR)) or exe.endswith(("containerd-shim-runc-v2",)):
             processes.add(f"{pid}:{exe}")
-    return {"interfaces": interfaces, "chains": chains, "mounts": mounts, "processes": processes}
+    return {"interfaces": interfaces, "chains": chains, "mounts": mounts, "processes": processes, "netns": netns,
+            "cgroups": cgroups, "directories": dirs}
 
 
 def wait_for(what, probe, timeout, interval=2.0):
@@ -163,3 +174,20 @@ def container_pid(pod, container):
             if task == container_id and state == "RUNNING":
                 return int(pid)
     return None
+
+
+def nodes():
+    return kubectl_json("get", "nodes")["items"]
+
+
+def node_ip(node):
+    return next(a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP")
+
+
+def cli(node, *command, timeout=60, check=True):
+    """A command on a node of the cluster through hack/cli.sh (as kubevirtci's cli.sh ssh)."""
+    proc = subprocess.run([str(REPO / "hack" / "cli.sh"), node, "--", *command], capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"cli.sh {node} -- {' '.join(command)} failed ({proc.returncode}): {proc.stderr}")
+    return proc.stdout

@@ -1,5 +1,5 @@
-"""The e2e session brings the local cluster up once (or reuses one that is already up) and,
-if it made it, the last test module takes it down and checks that nothing is left."""
+"""The e2e session brings the local cluster up once (two nodes, E2E_NODES; or reuses one that is already up)
+and, if it made it, the last test module takes it down and checks that nothing is left."""
 import pytest
 
 from tests.e2e import cluster as c
@@ -20,7 +20,7 @@ _session = ClusterSession()
 def cluster():
     if not _session.created_here and not c.cluster_answers():
         _session.traces_before = c.host_traces()
-        _, _session.up_output, _session.up_seconds = c.run_playbook("cluster-up")
+        _, _session.up_output, _session.up_seconds = c.run_playbook("cluster-up", env={"NODES": c.E2E_NODES})
         _session.created_here = True
         print(f"\ncluster-up took {_session.up_seconds:.0f}s")
     return _session

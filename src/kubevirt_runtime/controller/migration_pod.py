@@ -4,7 +4,9 @@
 - labeled ``kubevirt.io/migrationJobUID: <migration uid>`` and annotated ``kubevirt.io/migrationJobName``;
 - a required pod anti-affinity to the VMI's other launcher pods (``kubevirt.io/created-by: <vmi uid>``, not this
   migration's) per node: never the node the VMI runs on;
-- the VMI's nodeSelector plus the migration's addedNodeSelector (the VMI's own keys win, as upstream).
+- the VMI's nodeSelector plus the migration's addedNodeSelector (the VMI's own keys win, as upstream);
+- not Ready before the domain runs in it (the launcher's marker file), so Services that select the VMI's pods
+  keep sending to the source pod until the guest has moved (unless the VMI has a readiness probe of its own).
 """
 from __future__ import annotations
 
@@ -14,9 +16,11 @@ import hashlib
 from ..api import default_vmi
 from ..api import migration as m
 from ..api.constants import CREATED_BY_LABEL
+from ..api.podpaths import PRIVATE_DIR
 from .launcher_pod import _NAME_CHARS, render_launcher_pod
 
 HOSTNAME_TOPOLOGY = "kubernetes.io/hostname"
+DOMAIN_HERE = "domain-migrated-in"  # in the launcher's private directory, once the incoming domain runs
 
 
 def target_pod_name(vmi: dict, migration: dict) -> str:
@@ -42,4 +46,7 @@ def render_target_pod(vmi: dict, migration: dict, config=None, cluster=None) -> 
         "topologyKey": HOSTNAME_TOPOLOGY,
     })
     spec["affinity"] = affinity
+    compute = next(c for c in spec["containers"] if c["name"] == "compute")
+    compute.setdefault("readinessProbe", {"exec": {"command": ["test", "-e", f"{PRIVATE_DIR}/{DOMAIN_HERE}"]},
+                                          "periodSeconds": 1, "failureThreshold": 1})
     return pod

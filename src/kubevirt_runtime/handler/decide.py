@@ -129,7 +129,8 @@ def decide(vmi: dict, node_name: str, view: LauncherView, lookup: Lookup | None,
     if mig.departed(view.domain):  # the domain left for the migration's target: the VMI did not end
         fields = mig.source_fields(vmi, view.domain)
         uid = mig.state(vmi).get("migrationUid")
-        return ([mig.WriteMigrationState(fields)] if fields else []) + \
+        note = mig.departure_note(view.domain) if fields.get("completed") else ""
+        return ([mig.WriteMigrationState(fields, note)] if fields else []) + \
             ([mig.StopSourceProxy(uid)] if uid in mview.source_proxies else [])
     if view.gone or (view.domain or {}).get("final"):
         return [WriteStatus()]

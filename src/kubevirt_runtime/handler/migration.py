@@ -74,6 +74,7 @@ class StopSourceProxy:
 @dataclass(frozen=True)
 class WriteMigrationState:
     fields: dict = field(default_factory=dict)
+    note: str = ""  # said in an event too (the source's report of a finished migration)
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,16 @@ def decide_source(vmi: dict, view, mview: MigrationView) -> list:
     if fields:
         actions.append(WriteMigrationState(fields))
     return actions
+
+
+def departure_note(domain: dict | None) -> str:
+    """What the source reports of a completed migration: how long it took and how long the guest was paused."""
+    info = (domain or {}).get("migration") or {}
+    downtime = info.get("downtimeMs")
+    text = "The VirtualMachineInstance left this node: live migration completed"
+    if downtime is not None:
+        text += f", guest paused for {downtime} ms (QEMU's measure of the downtime)"
+    return text + "."
 
 
 def departed(domain: dict | None) -> bool:

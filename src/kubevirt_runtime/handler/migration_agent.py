@@ -114,6 +114,8 @@ class MigrationAgent:
             return True
         if isinstance(action, mig.WriteMigrationState):
             self._patch_status(handler, vmi, {"migrationState": action.fields})
+            if action.note:
+                handler._event(vmi, "Normal", "Migrated", action.note)
             if action.fields.get("failed"):
                 handler._event(vmi, "Warning", "Migrated", "The migration failed: "
                                f"{action.fields.get('failureReason') or 'see the source launcher'}")

@@ -471,6 +471,7 @@ class DomainManager:
             self.status.update(status="Running", reason="")
             self.migration.update(domainReadyTimestamp=mig.stamp(), completed=True)
             self._publish_locked()
+        (self.private_dir / mig.DOMAIN_HERE).touch()  # the target pod's readiness probe
         log.info("incoming migration completed")
         if ((self.vmi or {}).get("spec", {}).get("domain", {}).get("devices") or {}).get(
                 "autoattachSerialConsole", True) is not False:

@@ -31,6 +31,7 @@ MEMORY_SOCKET = "memory.sock"
 DISKS_SOCKET = "disks.sock"
 CHANNELS = (LIBVIRT_SOCKET, MEMORY_SOCKET, DISKS_SOCKET)
 HOST_SUBDIR = "libvirt/run/kubevirt-migration"  # the same directory, relative to the private directory
+DOMAIN_HERE = "domain-migrated-in"  # a target's marker in its private directory once the domain runs there
 
 # upstream's defaults (virt-config): seconds without progress, seconds per GiB of guest memory
 DEFAULT_PROGRESS_TIMEOUT = 150
