@@ -264,9 +264,9 @@ class EvacuationController(Reconciler):
             return
         migrations = self.store.by_index(BY_VMI, key)
         if not needs_evacuation(vmi, migrations):
-            if any(m.phase(x) == m.MigrationPhase.FAILED for x in migrations) and \
-                    (vmi.get("status") or {}).get("evacuationNodeName") and not any(not m.is_final(x)
-                                                                                      for x in migrations):
+            draining = (vmi.get("status") or {}).get("evacuationNodeName")
+            idle = not any(not m.is_final(x) for x in migrations)
+            if draining and idle and any(m.phase(x) == m.MigrationPhase.FAILED for x in migrations):
                 self.queue.add_rate_limited(key)  # retried with backoff while the node drains
             return
         failed_before = sum(1 for x in migrations if x["metadata"].get("annotations", {}).get(m.EVACUATION_ANNOTATION)

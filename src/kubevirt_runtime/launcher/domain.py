@@ -437,8 +437,8 @@ class DomainManager:
     def _migration_event(self, dom, event, detail) -> bool:
         """Lifecycle events of a migration; True when handled here."""
         role = (self.migration or {}).get("role")
-        if role == "target" and self.dom is None and event in (libvirt.VIR_DOMAIN_EVENT_STARTED,
-                                                                libvirt.VIR_DOMAIN_EVENT_RESUMED):
+        arriving = event in (libvirt.VIR_DOMAIN_EVENT_STARTED, libvirt.VIR_DOMAIN_EVENT_RESUMED)
+        if role == "target" and self.dom is None and arriving:
             with self.lock:
                 self.dom = dom  # the incoming domain: from now on it is this launcher's
             self._set_migration(domainDetected=True)
