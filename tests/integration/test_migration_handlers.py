@@ -20,7 +20,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from kubevirt_runtime.api import migration as m
 from kubevirt_runtime.api.constants import NODE_NAME_LABEL
-from kubevirt_runtime.machinery.resource import VMIS, ApiError, ResourceClient
+from kubevirt_runtime.machinery.resource import EVENTS, VMIS, ApiError, ResourceClient
 
 try:
     from . import guest as guest_mod
@@ -154,7 +154,11 @@ def test_two_handlers_move_a_running_guest_between_their_launchers(control_plane
                     any(c["type"] == "Ready" and c["status"] == "True" for c in v["status"]["conditions"]),
                     60, "the VMI Running on node-b", handlers)
         assert done["status"]["interfaces"][0]["ipAddress"] == target.pod_ip  # node-b's launcher reports now
-        print(f"\nhand-over to the VMI on node-b: {took:.1f}s")
+        events = ResourceClient(api_client, EVENTS).list(NS, field_selector=f"involvedObject.name={name}")["items"]
+        said = {(e["source"].get("host"), e["reason"]): e["message"] for e in events}
+        assert "paused for" in said[("node-a", "Migrated")]  # the source's report, with QEMU's downtime
+        assert said[("node-b", "Migrated")] == "The VirtualMachineInstance migrated to node node-b."
+        print(f"\nhand-over to the VMI on node-b: {took:.1f}s; {said[('node-a', 'Migrated')]}")
     finally:
         for handler in handlers:
             handler.stop()

@@ -192,9 +192,11 @@ class VMIHandler(Reconciler):
         self.queue = RateLimitingQueue("virt-handler-vmi")
         self.registry = LauncherRegistry()
         self.own_writes = OwnWrites()
-        for informer in self._informers():
-            informer.add_handler(on_add=self._enqueue, on_update=lambda old, new: self._enqueue(new),
+        vmi_informer.add_handler(on_add=self._enqueue, on_update=lambda old, new: self._enqueue(new),
                                  on_delete=self._on_delete)
+        if target_informer is not None:
+            target_informer.add_handler(on_add=self._enqueue, on_update=lambda old, new: self._enqueue(new),
+                                        on_delete=self._on_target_delete)
 
     def _informers(self):
         return [i for i in (self.informer, self.target_informer) if i is not None]
@@ -213,13 +215,19 @@ class VMIHandler(Reconciler):
     def _enqueue(self, vmi):
         self.queue.add(object_key(vmi))
 
-    def _on_delete(self, vmi):
+    def _on_target_delete(self, vmi):
+        """The VMI is no longer migrating to this node: it arrived (its nodeName label is this node; the two
+        watches deliver in no set order), or the migration ended without it (the target pod goes)."""
         labels = (vmi.get("metadata") or {}).get("labels") or {}
-        if self._get(object_key(vmi)) is not None or labels.get(NODE_NAME_LABEL) == self.node_name:
-            # it left the migration target informer for this node's (the two watches deliver in no set order):
-            # still ours
+        if self.informer.store.get(object_key(vmi)) is not None or labels.get(NODE_NAME_LABEL) == self.node_name:
             self._enqueue(vmi)
             return
+        self.migrations.forget(vmi)
+        record = self.registry.forget(vmi.get("metadata", {}).get("uid"))
+        if record is not None:
+            _close(record)
+
+    def _on_delete(self, vmi):
         if self.migrations is not None:
             self.migrations.forget(vmi)
         uid = vmi.get("metadata", {}).get("uid")

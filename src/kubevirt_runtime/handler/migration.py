@@ -16,6 +16,8 @@ targetNode, targetPod) and labeling the VMI kubevirt.io/migrationTargetNodeName=
 """
 from __future__ import annotations
 
+import calendar
+import time
 from dataclasses import dataclass, field
 
 from kubevirt_runtime.api.constants import NODE_NAME_LABEL, VMIPhase
@@ -25,6 +27,9 @@ SOURCE, TARGET = "source", "target"
 _SOURCE_FIELDS = {"startTimestamp": "startTimestamp", "endTimestamp": "endTimestamp", "completed": "completed",
                   "failed": "failed", "failureReason": "failureReason", "abortStatus": "abortStatus", "mode": "mode"}
 MAX_PROXY_FAILURES = 10
+# How long a target whose domain runs waits for the source's report (completed, the downtime) before it takes
+# the VMI anyway (a source node that went away cannot report).
+SOURCE_REPORT_GRACE_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,7 @@ class MigrationView:
     registered: frozenset = frozenset()  # migration uids this node's proxy accepts as their target
     source_proxies: frozenset = frozenset()  # migration uids with source listeners open here
     proxy_failures: int = 0            # failed attempts to reach the target's proxy for this VMI's migration
+    now: float = 0.0                   # epoch seconds (when a target stops waiting for the source's report)
 
 
 # -- actions
@@ -78,9 +84,21 @@ class WriteMigrationState:
 
 
 @dataclass(frozen=True)
+class Wait:
+    """Look again later (the target waits for the source's report)."""
+    seconds: float
+
+
+@dataclass(frozen=True)
 class AckMigration:
     """The domain runs here: the VMI moves to this node."""
     fields: dict = field(default_factory=dict)
+
+
+def _epoch(stamp: str | None) -> float | None:
+    if not stamp:
+        return None
+    return float(calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S")))
 
 
 def state(vmi: dict) -> dict:
@@ -129,7 +147,11 @@ def decide_target(vmi: dict, view, lookup, mview: MigrationView, connect) -> lis
         fields["targetNodeDomainDetected"] = True
     if info.get("completed") and domain.get("status") == "Running":
         ready = info.get("domainReadyTimestamp")
-        # the domain resumed here: the migration succeeded, whatever the source has reported yet
+        waited = mview.now - (_epoch(ready) or mview.now)
+        if not current.get("completed") and waited < SOURCE_REPORT_GRACE_SECONDS:
+            # the source reports first (its end of the migration, the downtime), as upstream's target waits
+            return actions + ([WriteMigrationState(fields)] if fields else []) + [Wait(1.0)]
+        # the domain resumed here: the migration succeeded
         fields.update(targetNodeDomainReadyTimestamp=ready, endTimestamp=current.get("endTimestamp") or ready,
                       completed=True)
         return actions + [AckMigration(fields)]

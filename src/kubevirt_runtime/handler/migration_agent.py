@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 
 from kubevirt_runtime.machinery.resource import ApiError
@@ -18,7 +19,7 @@ from .launcher_client import LauncherError
 
 log = logging.getLogger(__name__)
 ACTIONS = (mig.PrepareTarget, mig.RegisterTarget, mig.UnregisterTarget, mig.StartMigration, mig.AbortMigration,
-           mig.StopSourceProxy, mig.WriteMigrationState, mig.AckMigration)
+           mig.StopSourceProxy, mig.WriteMigrationState, mig.AckMigration, mig.Wait)
 
 
 def private_dir(socket_path: str) -> Path:
@@ -61,7 +62,7 @@ class MigrationAgent:
             sources = frozenset(self._sources)
             failures = self._failures.get(vmi_uid, 0)
         return mig.MigrationView(endpoint=self.endpoint, registered=self.server.registered_uids(),
-                                 source_proxies=sources, proxy_failures=failures)
+                                 source_proxies=sources, proxy_failures=failures, now=time.time())
 
     def forget(self, vmi: dict) -> None:
         """The VMI left this node's informers: close whatever its migration opened here."""
@@ -96,6 +97,9 @@ class MigrationAgent:
             handler._event(vmi, "Normal", "PreparingTarget",
                            f"Migration Target is listening at {self.endpoint[0]}, on ports: {self.endpoint[1]}")
             return True
+        if isinstance(action, mig.Wait):
+            handler.queue.add_after(key, action.seconds)
+            return False
         if isinstance(action, mig.UnregisterTarget):
             self.server.unregister(action.migration_uid)
             return True

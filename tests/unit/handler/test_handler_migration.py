@@ -58,8 +58,16 @@ def test_the_target_takes_the_vmi_once_the_domain_runs_there():
     published = handed(targetNodeAddress="10.244.1.3", targetDirectMigrationNodePorts={"8187": 0})
     arrived = domain("Running", {"role": "target", "migrationUid": "m1", "domainDetected": True, "completed": True,
                                  "domainReadyTimestamp": "2026-01-01T00:00:09Z"})
-    actions = on("node02", vmi(state=published), view(arrived), registered=frozenset({"m1"}))
+    ready = 1767225609.0  # 2026-01-01T00:00:09Z
+    # the source reports first (completed, the downtime) ...
+    waits = on("node02", vmi(state=published), view(arrived), registered=frozenset({"m1"}), now=ready + 2)
+    assert kinds(waits) == ["WriteMigrationState", "Wait"]
+    # ... unless it cannot: a source node that went away
+    actions = on("node02", vmi(state=published), view(arrived), registered=frozenset({"m1"}), now=ready + 31)
     assert kinds(actions) == ["AckMigration"]
+    reported = {**published, "completed": True, "targetNodeDomainDetected": True}
+    assert kinds(on("node02", vmi(state=reported), view(arrived), registered=frozenset({"m1"}), now=ready)) == \
+        ["AckMigration"]
     assert actions[0].fields == {"targetNodeDomainDetected": True, "completed": True,
                                  "targetNodeDomainReadyTimestamp": "2026-01-01T00:00:09Z",
                                  "endTimestamp": "2026-01-01T00:00:09Z"}
