@@ -314,15 +314,23 @@ def _progress(obs: Observed, phase: str) -> list:
         return _fail(obs, "FailedMigration", "the migration target pod ended before the migration completed",
                      (RequestAbort(),) if state.get("startTimestamp") else ())
     fields = {"migrationState": state}
-    if state.get("completed") and (vmi.get("status") or {}).get("nodeName") == state.get("targetNode"):
-        return [SetStatus(with_phase(migration, Phase.SUCCEEDED, obs.now, **fields)),
+    step = _next_phase(phase, state, vmi)
+    if step == Phase.SUCCEEDED:
+        return [SetStatus(with_phase(migration, step, obs.now, **fields)),
                 Event("Normal", "SuccessfulMigration", "Source node reported migration succeeded")]
-    target = Phase.PREPARING_TARGET
-    if state.get("targetNodeAddress"):
-        target = Phase.TARGET_READY
-    if state.get("startTimestamp"):
-        target = Phase.RUNNING
-    if Phase.ORDER.index(target) < Phase.ORDER.index(phase):
-        target = phase  # never back
-    status = with_phase(migration, target, obs.now, **fields)
+    status = with_phase(migration, step, obs.now, **fields)
     return [SetStatus(status)] if status != (migration.get("status") or {}) else []
+
+
+def _next_phase(phase: str, state: dict, vmi: dict) -> str:
+    """One phase at a time, as upstream records them (a fast handler still shows every phase, in order)."""
+    if phase == Phase.SCHEDULED:
+        return Phase.PREPARING_TARGET
+    if phase == Phase.PREPARING_TARGET and state.get("targetNodeAddress"):
+        return Phase.TARGET_READY
+    if phase == Phase.TARGET_READY and state.get("startTimestamp"):
+        return Phase.RUNNING
+    if phase == Phase.RUNNING and state.get("completed") and \
+            (vmi.get("status") or {}).get("nodeName") == state.get("targetNode"):
+        return Phase.SUCCEEDED
+    return phase
