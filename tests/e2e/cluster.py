@@ -191,3 +191,16 @@ def cli(node, *command, timeout=60, check=True):
     if check and proc.returncode != 0:
         raise AssertionError(f"cli.sh {node} -- {' '.join(command)} failed ({proc.returncode}): {proc.stderr}")
     return proc.stdout
+
+
+def console_line(vm: str, namespace: str, command: str, timeout=120) -> str:
+    """Runs a shell command on a VM's serial console (our virtctl) and returns its output line. The typed line
+    is echoed back and the console replays recent output, so the output is marked with a fresh nonce the typed
+    text does not contain (split by quotes)."""
+    import uuid
+    n = uuid.uuid4().hex[:8]
+    proc = virtctl("console", vm, "-n", namespace, "--send", f"\\recho OUT\"\"{n}=$({command}) END\"\"{n}\\r",
+                   "--until", f"END{n}", "--timeout", str(timeout), timeout=timeout + 30)
+    found = re.findall(rf"OUT{n}=(.*?) END{n}", proc.stdout)
+    assert found, f"no output for {command!r}: {proc.stdout[-1500:]} {proc.stderr[-500:]}"
+    return found[-1].strip()

@@ -4,7 +4,6 @@ the guest stays, a cancelled one goes away, and kubectl drain moves it back. Pri
 import re
 import subprocess
 import time
-import uuid
 
 import pytest
 
@@ -26,13 +25,7 @@ def virtctl(*args, timeout=120):
 
 
 def console_line(command: str, timeout=120) -> str:
-    """A shell command's output through the serial console (marked with a nonce the echoed text lacks)."""
-    n = uuid.uuid4().hex[:8]
-    proc = virtctl("console", VM, "-n", NS, "--send", f"\\recho OUT\"\"{n}=$({command}) END\"\"{n}\\r",
-                   "--until", f"END{n}", "--timeout", str(timeout), timeout=timeout + 30)
-    found = re.findall(rf"OUT{n}=(.*?) END{n}", proc.stdout)
-    assert found, f"no output for {command!r}: {proc.stdout[-1500:]} {proc.stderr[-500:]}"
-    return found[-1].strip()
+    return c.console_line(VM, NS, command, timeout)
 
 
 def vmi():

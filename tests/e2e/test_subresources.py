@@ -8,7 +8,6 @@ import shutil
 import subprocess
 import time
 import urllib.request
-import uuid
 
 import pytest
 
@@ -40,15 +39,7 @@ def running_vmi():
 
 
 def console_line(command: str, timeout=120) -> str:
-    """Runs a shell command on the serial console and returns its output line. The typed line is echoed
-    back and the console replays recent output, so the output is marked with a fresh nonce the typed text
-    does not contain (split by quotes)."""
-    n = uuid.uuid4().hex[:8]
-    proc = virtctl("console", VM, "-n", NS, "--send", f"\\recho OUT\"\"{n}=$({command}) END\"\"{n}\\r",
-                   "--until", f"END{n}", "--timeout", str(timeout), timeout=timeout + 30)
-    found = re.findall(rf"OUT{n}=(.*?) END{n}", proc.stdout)
-    assert found, f"no output for {command!r}: {proc.stdout[-1500:]} {proc.stderr[-500:]}"
-    return found[-1].strip()
+    return c.console_line(VM, NS, command, timeout)
 
 
 @pytest.fixture(scope="module")
