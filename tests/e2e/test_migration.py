@@ -1,6 +1,7 @@
 """Live migration on the local cluster's two nodes, with one VM (the demo disk, booted once): it moves while a
 counter runs in the guest (same boot, the counter goes on), a migration to a node that cannot take it fails and
 the guest stays, a cancelled one goes away, and kubectl drain moves it back. Prints the figures."""
+import json
 import re
 import subprocess
 import time
@@ -137,14 +138,21 @@ def test_a_migration_to_a_node_that_cannot_take_the_vm_fails_and_the_vm_stays(vm
     assert after["status"]["phase"] == "Running" and after["status"]["nodeName"] == node
     assert console_line("cat /proc/sys/kernel/random/boot_id") == boot_id
 
-    # a cancelled migration: virtctl migrate-cancel deletes it, and its target pod goes
-    impossible["metadata"]["name"] = "cancelled"
-    impossible["metadata"]["annotations"] = {}
-    c.apply(impossible)
-    wait_for("the target pod of the cancelled migration", lambda: len(launcher_pods()) == 2, 60)
+    # a cancelled migration, asked for as upstream's virtctl asks (a PUT of MigrateOptions on the VM's migrate
+    # subresource): virtctl migrate-cancel deletes it, and its target pod goes
+    options = json.dumps({"kind": "MigrateOptions", "apiVersion": "subresources.kubevirt.io/v1",
+                          "addedNodeSelector": {"kubevirt-ops.io/no-such-node": "true"}})
+    c.kubectl("replace", "--raw", f"/apis/subresources.kubevirt.io/v1/namespaces/{NS}/virtualmachines/{VM}/migrate",
+              "-f", "-", input=options)
+    pending = wait_for("the asked-for migration", lambda: [m for m in migrations() if m["metadata"]["name"]
+                                                           .startswith("kubevirt-migrate-vm-") and not
+                                                           (m.get("status") or {}).get("phase") in ("Failed",
+                                                                                                    "Succeeded")], 30)
+    assert pending[0]["spec"]["addedNodeSelector"] == {"kubevirt-ops.io/no-such-node": "true"}
+    wait_for("the target pod of the asked-for migration", lambda: len(launcher_pods()) == 2, 60)
     result = virtctl("migrate-cancel", VM, "-n", NS)
     assert result.returncode == 0, result.stderr
-    wait_for("the cancelled migration to go", lambda: get("vmim", "cancelled", NS) is None, 60)
+    wait_for("the cancelled migration to go", lambda: get("vmim", pending[0]["metadata"]["name"], NS) is None, 60)
     wait_for("its target pod to go", lambda: len(launcher_pods()) == 1, 60)
     assert virtctl("migrate-cancel", VM, "-n", NS).stderr.strip().endswith(f"Found no migration to cancel for {VM}")
     assert vmi()["status"]["nodeName"] == node
