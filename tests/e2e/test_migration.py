@@ -148,9 +148,9 @@ def test_a_migration_to_a_node_that_cannot_take_the_vm_fails_and_the_vm_stays(vm
                           "addedNodeSelector": {"kubevirt-ops.io/no-such-node": "true"}})
     c.kubectl("replace", "--raw", f"/apis/subresources.kubevirt.io/v1/namespaces/{NS}/virtualmachines/{VM}/migrate",
               "-f", "-", input=options)
-    pending = wait_for("the asked-for migration", lambda: [m for m in migrations() if m["metadata"]["name"]
-                                                           .startswith("kubevirt-migrate-vm-") and not finished_phase(m)],
-                       30)
+    pending = wait_for("the asked-for migration",
+                       lambda: [m for m in migrations() if m["metadata"]["name"].startswith("kubevirt-migrate-vm-")
+                                and not finished_phase(m)], 30)
     assert pending[0]["spec"]["addedNodeSelector"] == {"kubevirt-ops.io/no-such-node": "true"}
     wait_for("the target pod of the asked-for migration", lambda: len(launcher_pods()) == 2, 60)
     result = virtctl("migrate-cancel", VM, "-n", NS)
