@@ -35,8 +35,8 @@ from kubevirt_runtime.machinery.resource import PODS, VMIS, ResourceClient
 from .controller import VMIHandler
 from .locator import DEFAULT_KUBELET_ROOT, PodSocketLocator, TemplateSocketLocator
 from .metrics import DomainStatsCollector
-from .node_accel import NodeAccel
 from .migration_agent import MigrationAgent
+from .node_accel import NodeAccel
 
 log = logging.getLogger("virt-handler")
 
@@ -107,11 +107,10 @@ def build(args, api_client):
                              "--migration-address (or $POD_IP)")
         migrations = MigrationAgent(args.migration_address, args.migration_port, args.tls_cert, args.tls_key,
                                     args.migration_ca or args.client_ca,
-                                    cluster_config=ClusterConfigSource(api_client, args.kubevirt_namespace)
-                                    if args.kubevirt_namespace else None)
+                                    cluster_config=cluster)
         target_informer = Informer(vmi_client, label_selector=f"{TARGET_NODE_LABEL}={args.node_name}")
-    return VMIHandler(vmi_client, informer, locator, args.node_name, recorder, accel.sync_options, migrations=migrations,
-                      target_informer=target_informer)
+    return VMIHandler(vmi_client, informer, locator, args.node_name, recorder, accel.sync_options,
+                      migrations=migrations, target_informer=target_informer)
 
 
 def main(argv=None) -> int:

@@ -30,7 +30,8 @@ class MigrationAgent:
     def __init__(self, address: str, port: int, cert: str, key: str, ca: str, allowed_cns=("virt-handler",),
                  cluster_config=None):
         """`address`: where other handlers reach this one (its pod IP); `cluster_config`: the KubeVirt CR
-        (machinery/cluster_config.py), whose configuration.migrations the source launchers get."""
+        (machinery/cluster_config.py, started and stopped by its owner), whose configuration.migrations the source
+        launchers get."""
         self.server = proxy.TargetServer("0.0.0.0", port, proxy.server_context(cert, key, ca), allowed_cns)
         self.client_context = proxy.client_context(cert, key, ca)
         self.endpoint = (address, self.server.port)
@@ -40,8 +41,6 @@ class MigrationAgent:
         self._failures: dict[str, int] = {}  # VMI uid -> failed attempts to reach the target proxy
 
     def start(self) -> "MigrationAgent":
-        if self.cluster_config is not None and hasattr(self.cluster_config, "start"):
-            self.cluster_config.start()
         self.server.start()
         return self
 
@@ -50,8 +49,6 @@ class MigrationAgent:
 
     def stop(self) -> None:
         self.server.stop()
-        if self.cluster_config is not None and hasattr(self.cluster_config, "stop"):
-            self.cluster_config.stop()
         with self._lock:
             sources, self._sources = list(self._sources.values()), {}
         for source in sources:
