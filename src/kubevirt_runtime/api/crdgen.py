@@ -149,9 +149,9 @@ def _datavolume_root() -> dict:
                          "description": "How often the pod that fills the DataVolume has restarted."},
         "conditions": {"type": "array", "items": condition}},
         "x-kubernetes-preserve-unknown-fields": True}
-    return {"type": "object", "description": "DataVolume is an abstraction on top of PersistentVolumeClaims to allow "
-                                              "easy population of those PersistentVolumeClaims with relation to "
-                                              "VirtualMachines",
+    description = ("DataVolume is an abstraction on top of PersistentVolumeClaims to allow easy population of those "
+                   "PersistentVolumeClaims with relation to VirtualMachines")
+    return {"type": "object", "description": description,
             "required": ["spec"],
             "properties": {"apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": {"type": "object"},
                            "spec": spec, "status": status}}

@@ -192,9 +192,9 @@ def plan(dv: dict, pvc: dict | None, pod: dict | None, *, default_class: str | N
         return out
     if kind == "pvc" and source_pvc is None:
         status["phase"] = cdi.Phase.PENDING
-        conditions(bound_condition(), ("False", "", ""), ("False", "CloneSourceNotFound",
-                   f"source PVC {spec['source']['pvc'].get('namespace')}/{spec['source']['pvc'].get('name')} "
-                   "not found"))
+        source = spec["source"]["pvc"]
+        missing = f"source PVC {source.get('namespace')}/{source.get('name')} not found"
+        conditions(bound_condition(), ("False", "", ""), ("False", "CloneSourceNotFound", missing))
         return out
     if pvc is None:
         out.create_pvc = new_pvc(dv, default_class)
@@ -324,7 +324,7 @@ class DataVolumeController(Reconciler):
         if dv is None:
             return
         pvc = self.pvc_store.get(key)
-        pods = [p for p in self.pod_store.by_index(POD_BY_OWNER, dv["metadata"]["uid"])]
+        pods = list(self.pod_store.by_index(POD_BY_OWNER, dv["metadata"]["uid"]))
         pod = pods[0] if pods else None
         source = ((dv.get("spec") or {}).get("source") or {}).get("pvc")
         source_pvc = self.pvc_store.get(f"{source.get('namespace')}/{source.get('name')}") if source else None
@@ -344,8 +344,8 @@ class DataVolumeController(Reconciler):
                 self.pvcs.create(todo.create_pvc, meta["namespace"])
             except ApiError as exc:
                 if not exc.already_exists:
-                    self.recorder.event(dv, WARNING, "ErrClaimNotValid", f"PVC {meta['name']}: "
-                                                                          f"{exc.body.get('message', exc)}")
+                    message = f"PVC {meta['name']}: {exc.body.get('message', exc)}"
+                    self.recorder.event(dv, WARNING, "ErrClaimNotValid", message)
                     raise
         if todo.annotate_pvc is not None:
             self.pvcs.patch(meta["name"], todo.annotate_pvc, meta["namespace"])

@@ -142,8 +142,8 @@ class VMStorage:
     def _namespace_objects(self, store, vm):
         namespace = vm["metadata"]["namespace"]
         volumes = ((vm.get("spec") or {}).get("template") or {}).get("spec", {}).get("volumes") or []
-        names = {claim_name(v) for v in volumes} | {(t.get("metadata") or {}).get("name")
-                                                   for t in (vm.get("spec") or {}).get("dataVolumeTemplates") or []}
+        templates = (vm.get("spec") or {}).get("dataVolumeTemplates") or []
+        names = {claim_name(v) for v in volumes} | {(t.get("metadata") or {}).get("name") for t in templates}
         return {name: obj for name in names if name and (obj := store.get(f"{namespace}/{name}")) is not None}
 
     def facts(self, vm) -> VolumeFacts:

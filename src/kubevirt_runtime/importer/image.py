@@ -74,7 +74,8 @@ def write_sparse(chunks: Iterable[bytes], path: Path) -> int:
 
 
 def info(path: Path) -> dict:
-    proc = subprocess.run([QEMU_IMG, "info", "--output=json", str(path)], capture_output=True, text=True)
+    proc = subprocess.run([QEMU_IMG, "info", "--output=json", str(path)], capture_output=True, text=True,
+                          check=False)
     if proc.returncode != 0:
         raise ImportError_(f"not a disk image qemu-img can read: {proc.stderr.strip()}", permanent=True)
     return json.loads(proc.stdout)
