@@ -27,10 +27,9 @@ import urllib.request
 from pathlib import Path
 
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from certs import issue
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 REQUIRED_BINARIES = ("etcd", "kube-apiserver")
 
@@ -50,33 +49,6 @@ def _pem_key(key):
                              serialization.NoEncryption())
 
 
-def _cert(subject_cn, key, issuer_cert=None, issuer_key=None, org=None, ca=False, sans=(), client=False):
-    name_attrs = [x509.NameAttribute(NameOID.COMMON_NAME, subject_cn)]
-    if org:
-        name_attrs.insert(0, x509.NameAttribute(NameOID.ORGANIZATION_NAME, org))
-    subject = x509.Name(name_attrs)
-    now = datetime.datetime.now(datetime.timezone.utc)
-    builder = (x509.CertificateBuilder().subject_name(subject)
-               .issuer_name(issuer_cert.subject if issuer_cert else subject)
-               .public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=2))
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-    if ca:
-        builder = builder.add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False),
-                                        critical=True)
-    else:
-        usage = [x509.ExtendedKeyUsageOID.CLIENT_AUTH] if client else [x509.ExtendedKeyUsageOID.SERVER_AUTH]
-        builder = builder.add_extension(x509.ExtendedKeyUsage(usage), critical=False)
-    if sans:
-        import ipaddress
-        entries = []
-        for san in sans:
-            try:
-                entries.append(x509.IPAddress(ipaddress.ip_address(san)))
-            except ValueError:
-                entries.append(x509.DNSName(san))
-        builder = builder.add_extension(x509.SubjectAlternativeName(entries), critical=False)
-    return builder.sign(issuer_key or key, hashes.SHA256())
 
 
 def _pem_cert(cert):
@@ -104,12 +76,12 @@ class ControlPlane:
         pki = self.workdir / "pki"
         pki.mkdir(parents=True, exist_ok=True)
         ca_key = _key()
-        ca = _cert("kubevirt-ops-test-ca", ca_key, ca=True)
+        ca = issue("kubevirt-ops-test-ca", ca_key, ca=True)
         serving_key = _key()
-        serving = _cert("kube-apiserver", serving_key, ca, ca_key, sans=(
+        serving = issue("kube-apiserver", serving_key, ca, ca_key, server=True, sans=(
             "127.0.0.1", "localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "10.96.0.1"))
         admin_key = _key()
-        admin = _cert("kubernetes-admin", admin_key, ca, ca_key, org="system:masters", client=True)
+        admin = issue("kubernetes-admin", admin_key, ca, ca_key, organization="system:masters", client=True)
         sa_key = _key()
         files = {"ca.crt": _pem_cert(ca), "ca.key": _pem_key(ca_key), "apiserver.crt": _pem_cert(serving),
                  "apiserver.key": _pem_key(serving_key), "admin.crt": _pem_cert(admin),

@@ -3,8 +3,6 @@
 The test plays virt-controller: it creates the VMI, labels it with the node and sets phase Scheduled;
 from there virt-handler owns the VMI.
 """
-import datetime
-import ipaddress
 import json
 import os
 import shutil
@@ -18,10 +16,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from websockets.sync.client import connect as ws_connect
 
 from kubevirt_runtime.api import timeline
@@ -31,8 +25,10 @@ from kubevirt_runtime.machinery.resource import VMIS, ApiError, ResourceClient
 
 try:
     from . import guest as guest_mod
+    from .certs import issue, new_key, write_pair
 except ImportError:  # tests/integration is not a package: pytest put it on sys.path
     import guest as guest_mod
+    from certs import issue, new_key, write_pair
 
 pytestmark = [pytest.mark.integration, pytest.mark.libvirt, pytest.mark.timeout(420)]
 
@@ -44,48 +40,21 @@ NODE = "node-it-1"
 MARKER = guest_mod.MARKER.encode()
 
 
-# ------------------------------------------------------------------ certificates
-
-def _key():
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def _cert(cn, key, issuer=None, issuer_key=None, ca=False, server=False):
-    now = datetime.datetime.now(datetime.timezone.utc)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    b = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer.subject if issuer else subject)
-         .public_key(key.public_key()).serial_number(x509.random_serial_number())
-         .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-    if server:
-        b = b.add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                                                         x509.DNSName("localhost")]), critical=False)
-    if not ca:
-        usage = x509.ExtendedKeyUsageOID.SERVER_AUTH if server else x509.ExtendedKeyUsageOID.CLIENT_AUTH
-        b = b.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-    return b.sign(issuer_key or key, hashes.SHA256())
-
-
-def _write(d, name, cert, key):
-    (d / f"{name}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (d / f"{name}.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                      serialization.NoEncryption()))
-
-
 @pytest.fixture(scope="module")
 def certs():
     d = Path(tempfile.mkdtemp(prefix="kvh-certs-"))
-    ca_key = _key()
-    ca = _cert("kubevirt-ops test CA", ca_key, ca=True)
-    _write(d, "ca", ca, ca_key)
-    for name, cn, server in (("server", "virt-handler", True), ("virt-api", "virt-api", False),
-                             ("intruder", "someone-else", False)):
-        key = _key()
-        _write(d, name, _cert(cn, key, ca, ca_key, server=server), key)
-    other_key = _key()
-    other_ca = _cert("another CA", other_key, ca=True)
-    key = _key()
-    _write(d, "foreign", _cert("virt-api", key, other_ca, other_key), key)
+    ca_key = new_key()
+    ca = issue("kubevirt-ops test CA", ca_key, ca=True)
+    write_pair(d, "ca", ca, ca_key)
+    key = new_key()
+    write_pair(d, "server", issue("virt-handler", key, ca, ca_key, server=True, sans=("127.0.0.1", "localhost")), key)
+    for name, cn in (("virt-api", "virt-api"), ("intruder", "someone-else")):
+        key = new_key()
+        write_pair(d, name, issue(cn, key, ca, ca_key, client=True), key)
+    other_key = new_key()
+    other_ca = issue("another CA", other_key, ca=True)
+    key = new_key()
+    write_pair(d, "foreign", issue("virt-api", key, other_ca, other_key, client=True), key)
     yield d
     shutil.rmtree(d, ignore_errors=True)
 

@@ -2,7 +2,6 @@
 the test plays virt-controller's part (it hands the migration over in the VMI's migrationState and label), the
 handlers do theirs (the target prepares and listens, the source migrates through the TLS proxy, the target takes
 the VMI), as they do in a cluster. Each launcher sees its directories at the same path, as in a pod."""
-import datetime
 import os
 import shutil
 import subprocess
@@ -13,10 +12,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
 
 from kubevirt_runtime.api import migration as m
 from kubevirt_runtime.api.constants import NODE_NAME_LABEL
@@ -24,8 +20,10 @@ from kubevirt_runtime.machinery.resource import EVENTS, VMIS, ApiError, Resource
 
 try:
     from . import guest as guest_mod
+    from .certs import issue, new_key, write_pair
 except ImportError:  # tests/integration is not a package: pytest put it on sys.path
     import guest as guest_mod
+    from certs import issue, new_key, write_pair
 
 pytestmark = [pytest.mark.integration, pytest.mark.libvirt, pytest.mark.timeout(600)]
 
@@ -37,29 +35,14 @@ POD_DIR = "/run/kvo-it-pod"  # where each launcher sees its own directories (a p
 NS = "default"
 
 
-def _cert(cn, key, issuer=None, issuer_key=None, ca=False):
-    now = datetime.datetime.now(datetime.timezone.utc)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    builder = (x509.CertificateBuilder().subject_name(name).issuer_name(issuer.subject if issuer else name)
-               .public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-    if not ca:
-        builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
-                                                               ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-    return builder.sign(issuer_key or key, hashes.SHA256())
-
-
 @pytest.fixture(scope="module")
 def certs():
     d = Path(tempfile.mkdtemp(prefix="kvm-certs-"))
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = _cert("handlers CA", ca_key, ca=True)
+    ca_key = new_key()
+    ca = issue("handlers CA", ca_key, ca=True)
     (d / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    key = ec.generate_private_key(ec.SECP256R1())
-    (d / "handler.crt").write_bytes(_cert("virt-handler", key, ca, ca_key).public_bytes(serialization.Encoding.PEM))
-    (d / "handler.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                      serialization.NoEncryption()))
+    key = new_key()
+    write_pair(d, "handler", issue("virt-handler", key, ca, ca_key, server=True, client=True), key)
     yield d
     shutil.rmtree(d, ignore_errors=True)
 

@@ -1,7 +1,6 @@
 """Live migration between two real launchers (libvirt + QEMU under TCG) through virt-handler's migration proxy
 over mutual TLS: the guest keeps running (same boot, its counter goes on), its disk writes move along, and a
 cancelled migration leaves it running where it was."""
-import datetime
 import os
 import shutil
 import subprocess
@@ -11,10 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
 
 from kubevirt_runtime.handler import migration_proxy as proxy
 from kubevirt_runtime.handler.launcher_client import LauncherClient, LauncherError, open_console, peer_pid
@@ -22,9 +18,11 @@ from kubevirt_runtime.handler.network import netns
 
 try:
     from . import guest as guest_mod
+    from .certs import issue, new_key, write_pair
     from .test_launcher import Events
 except ImportError:  # tests/integration is not a package: pytest put it on sys.path
     import guest as guest_mod
+    from certs import issue, new_key, write_pair
     from test_launcher import Events
 
 pytestmark = [pytest.mark.libvirt, pytest.mark.timeout(420)]
@@ -37,31 +35,15 @@ MARKER = guest_mod.MARKER.encode()
 BOOT_TIMEOUT = 120
 
 
-def _cert(cn, key, issuer=None, issuer_key=None, ca=False):
-    now = datetime.datetime.now(datetime.timezone.utc)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    builder = (x509.CertificateBuilder().subject_name(name).issuer_name(issuer.subject if issuer else name)
-               .public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-    if not ca:
-        builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
-                                                               ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-    return builder.sign(issuer_key or key, hashes.SHA256())
-
-
 @pytest.fixture(scope="module")
 def tls():
     d = Path(tempfile.mkdtemp(prefix="kvm-tls-"))
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = _cert("handler CA", ca_key, ca=True)
+    ca_key = new_key()
+    ca = issue("handler CA", ca_key, ca=True)
     (d / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    for name, cn, issuer, issuer_key in (("handler", "virt-handler", ca, ca_key), ("api", "virt-api", ca, ca_key)):
-        key = ec.generate_private_key(ec.SECP256R1())
-        (d / f"{name}.crt").write_bytes(_cert(cn, key, issuer, issuer_key).public_bytes(serialization.Encoding.PEM))
-        (d / f"{name}.key").write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                                          serialization.PrivateFormat.PKCS8,
-                                                          serialization.NoEncryption()))
+    for name, cn in (("handler", "virt-handler"), ("api", "virt-api")):
+        key = new_key()
+        write_pair(d, name, issue(cn, key, ca, ca_key, server=True, client=True), key)
     yield d
     shutil.rmtree(d, ignore_errors=True)
 

@@ -15,7 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from apiserver import ControlPlane, _cert, _key, _pem_cert, _pem_key, free_port
+from apiserver import ControlPlane, _key, _pem_cert, _pem_key, free_port
+from certs import issue
 
 from kubevirt_runtime.machinery.resource import ApiError, Resource, ResourceClient
 
@@ -26,9 +27,9 @@ class FrontProxyControlPlane(ControlPlane):
     def _write_certs(self):
         pki = super()._write_certs()
         ca_key = _key()
-        ca = _cert("front-proxy-ca", ca_key, ca=True)
+        ca = issue("front-proxy-ca", ca_key, ca=True)
         client_key = _key()
-        client = _cert(FRONT_PROXY_NAME, client_key, ca, ca_key, client=True)
+        client = issue(FRONT_PROXY_NAME, client_key, ca, ca_key, client=True)
         for name, data in {"front-proxy-ca.crt": _pem_cert(ca), "front-proxy-client.crt": _pem_cert(client),
                            "front-proxy-client.key": _pem_key(client_key)}.items():
             (pki / name).write_bytes(data)
@@ -67,9 +68,10 @@ class VirtAPI:
         pki = plane.workdir / "virt-api-pki"
         pki.mkdir(exist_ok=True)
         ca_key = _key()
-        ca = _cert("virt-api-ca", ca_key, ca=True)
+        ca = issue("virt-api-ca", ca_key, ca=True)
         key = _key()
-        cert = _cert("virt-api", key, ca, ca_key, sans=("127.0.0.1", "localhost", f"virt-api.{namespace}.svc"))
+        cert = issue("virt-api", key, ca, ca_key, server=True,
+                     sans=("127.0.0.1", "localhost", f"virt-api.{namespace}.svc"))
         (pki / "ca.crt").write_bytes(_pem_cert(ca))
         (pki / "tls.crt").write_bytes(_pem_cert(cert))
         (pki / "tls.key").write_bytes(_pem_key(key))
