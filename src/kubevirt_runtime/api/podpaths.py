@@ -13,8 +13,8 @@ CONTAINER_DISK_MARKER = "kubevirt-container-disk"
 KERNEL_BOOT_DIR = "kernel-boot"  # the kernelBoot image's name in that script (and in CONTAINER_DISK_DIR)
 # A launcher run as a local process (no pod) reads <volume>/ here instead: the image's files.
 CONTAINER_DISK_DIR = "/var/run/kubevirt/container-disks"
-# <volume>/: the directory of a hotplugged PVC, bind-mounted by virt-handler into this emptyDir (whose mount
-# takes mounts from the host: mountPropagation HostToContainer); the disk is <volume>/disk.img.
+# <volume>.img: the disk.img of a hotplugged PVC, bind-mounted by virt-handler into this emptyDir (whose mount
+# takes mounts from the host: mountPropagation HostToContainer).
 HOTPLUG_DISK_DIR = "/var/run/kubevirt/hotplug-disks"
 
 # Under PRIVATE_DIR:

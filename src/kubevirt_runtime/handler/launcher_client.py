@@ -125,6 +125,15 @@ class LauncherClient:
     def abort_migration(self):
         return self.call("abort_migration")
 
+    def attach_volume(self, disk: dict, volume: dict):
+        return self.call("attachvolume", disk=disk, volume=volume)
+
+    def detach_volume(self, volume: str):
+        return self.call("detachvolume", volume=volume)
+
+    def snapshot_volumes(self, snapshot_id: str, volumes: list):
+        return self.call("snapshotvolumes", id=snapshot_id, volumes=volumes)
+
 
 class Subscription:
     """Domain states pushed by the launcher; iterate to receive them, close() from any thread."""

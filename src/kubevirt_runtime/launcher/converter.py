@@ -305,54 +305,79 @@ def _disks(devices_el, vmi, ctx):
         source = ctx.disks.get(name)
         if source is None:
             raise ConversionError(f"spec.volumes: volume {name!r} was not prepared by the launcher")
-        if disk.get("cdrom") is not None:
-            kind, target = "cdrom", disk["cdrom"]
-            bus = target.get("bus") or "sata"
-            readonly = target.get("readonly", True) is not False
-        elif disk.get("lun") is not None:
-            raise ConversionError(f"{path}.lun: not supported")
-        else:
-            kind, target = "disk", disk.get("disk") or {}
-            bus = target.get("bus") or "sata"
-            readonly = bool(target.get("readonly"))
-        if bus not in _BUS_PREFIX:
-            raise ConversionError(f"{path}.{kind}.bus: unsupported bus {bus!r}")
-        if kind == "cdrom" and bus == "virtio":
-            raise ConversionError(f"{path}.cdrom.bus: a cdrom cannot use the virtio bus")
-        if kind == "disk" and bus in READONLY_UNSUPPORTED_BUSES and readonly:
-            raise ConversionError(f"{path}.disk.readonly: a read-only disk cannot use the {bus} bus")
-        if kind == "disk" and bus not in READONLY_UNSUPPORTED_BUSES:
-            # config ISOs and cloud-init data are never written; say so where the bus can (the files are
-            # writable copies, so a SATA disk simply opens them read-write)
-            readonly = readonly or source.readonly or "cloudInitNoCloud" in volume
-        scsi = scsi or bus == "scsi"
-        usb = usb or bus == "usb"
-        prefix = _BUS_PREFIX[bus]
+        bus = disk_bus(disk)
+        prefix = _BUS_PREFIX.get(bus, "sd")
         index = counters.get(prefix, 0)
         counters[prefix] = index + 1
-        disk_el = _sub(devices_el, "disk", type="block" if source.block else "file", device=kind)
-        driver = _sub(disk_el, "driver", name="qemu", type=source.format, error_policy="stop")
-        cache = disk.get("cache") or ("none" if source.direct_io else "writethrough")
-        if cache == "none" and not source.direct_io:
-            raise ConversionError(f"{path}.cache: 'none' needs direct I/O, which the storage of {source.path} "
-                                  "does not support")
-        driver.set("cache", cache)
-        if disk.get("io") and disk["io"] != "default":
-            driver.set("io", disk["io"])
-        if kind == "disk" and not readonly:
-            driver.set("discard", "unmap")
-        _sub(disk_el, "source", **{"dev" if source.block else "file": source.path})
-        _sub(disk_el, "target", dev=prefix + _drive_letters(index), bus=bus)
-        if readonly:
-            _sub(disk_el, "readonly")
-        if disk.get("serial"):
-            _sub(disk_el, "serial", disk["serial"])
-        if disk.get("bootOrder") is not None:
-            _sub(disk_el, "boot", order=int(disk["bootOrder"]))
-        _sub(disk_el, "alias", name=f"ua-{name}")
+        _disk_element(devices_el, disk, volume, source, prefix + _drive_letters(index), path)
+        scsi = scsi or bus == "scsi"
+        usb = usb or bus == "usb"
     if scsi:
         _sub(devices_el, "controller", type="scsi", index=0, model="virtio-scsi")
     return usb
+
+
+def disk_bus(disk: dict) -> str:
+    target = disk.get("cdrom") if disk.get("cdrom") is not None else (disk.get("disk") or {})
+    return target.get("bus") or "sata"
+
+
+def _disk_element(devices_el, disk, volume, source, target_dev, path):
+    name = disk.get("name")
+    if disk.get("cdrom") is not None:
+        kind, target = "cdrom", disk["cdrom"]
+        bus = target.get("bus") or "sata"
+        readonly = target.get("readonly", True) is not False
+    elif disk.get("lun") is not None:
+        raise ConversionError(f"{path}.lun: not supported")
+    else:
+        kind, target = "disk", disk.get("disk") or {}
+        bus = target.get("bus") or "sata"
+        readonly = bool(target.get("readonly"))
+    if bus not in _BUS_PREFIX:
+        raise ConversionError(f"{path}.{kind}.bus: unsupported bus {bus!r}")
+    if kind == "cdrom" and bus == "virtio":
+        raise ConversionError(f"{path}.cdrom.bus: a cdrom cannot use the virtio bus")
+    if kind == "disk" and bus in READONLY_UNSUPPORTED_BUSES and readonly:
+        raise ConversionError(f"{path}.disk.readonly: a read-only disk cannot use the {bus} bus")
+    if kind == "disk" and bus not in READONLY_UNSUPPORTED_BUSES:
+        # config ISOs and cloud-init data are never written; say so where the bus can (the files are
+        # writable copies, so a SATA disk simply opens them read-write)
+        readonly = readonly or source.readonly or "cloudInitNoCloud" in volume
+    disk_el = _sub(devices_el, "disk", type="block" if source.block else "file", device=kind)
+    driver = _sub(disk_el, "driver", name="qemu", type=source.format, error_policy="stop")
+    cache = disk.get("cache") or ("none" if source.direct_io else "writethrough")
+    if cache == "none" and not source.direct_io:
+        raise ConversionError(f"{path}.cache: 'none' needs direct I/O, which the storage of {source.path} "
+                              "does not support")
+    driver.set("cache", cache)
+    if disk.get("io") and disk["io"] != "default":
+        driver.set("io", disk["io"])
+    if kind == "disk" and not readonly:
+        driver.set("discard", "unmap")
+    _sub(disk_el, "source", **{"dev" if source.block else "file": source.path})
+    _sub(disk_el, "target", dev=target_dev, bus=bus)
+    if readonly:
+        _sub(disk_el, "readonly")
+    if disk.get("serial"):
+        _sub(disk_el, "serial", disk["serial"])
+    if disk.get("bootOrder") is not None:
+        _sub(disk_el, "boot", order=int(disk["bootOrder"]))
+    _sub(disk_el, "alias", name=f"ua-{name}")
+    return disk_el
+
+
+def hotplug_disk_xml(disk: dict, volume: dict, source: DiskSource, taken_targets) -> tuple[str, str]:
+    """The <disk> to attach to the running domain for a hotplugged volume, on the next free target of its bus
+    (`taken_targets`: the domain's current ones); returns (xml, target)."""
+    prefix = _BUS_PREFIX.get(disk_bus(disk), "sd")
+    index = 0
+    while prefix + _drive_letters(index) in set(taken_targets):
+        index += 1
+    target = prefix + _drive_letters(index)
+    holder = ET.Element("devices")
+    _disk_element(holder, disk, volume, source, target, f"spec.domain.devices.disks[{disk.get('name')}]")
+    return ET.tostring(holder[0], encoding="unicode"), target
 
 
 def graphics_enabled(vmi: dict) -> bool:

@@ -15,7 +15,7 @@ from kubevirt_runtime.api import timeline
 from kubevirt_runtime.api.network import interface_mac
 
 from . import accel as accel_mod
-from . import disks, guest_agent, guest_ports, network
+from . import capture, disks, guest_agent, guest_ports, hotplug, network
 from . import migration as mig
 from .converter import ConverterContext, convert, domain_name, graphics_enabled
 from .podnet import pod_addresses
@@ -157,12 +157,15 @@ class ConsoleRelay:
 class DomainManager:
     def __init__(self, conn: libvirt.virConnect, name: str, namespace: str, uid: str, private_dir: Path,
                  container_disk_dir: Path, grace_period: int, accel: str | None = None,
-                 use_emulation: bool = False, tb_cache_mib: int | None = 16):
+                 use_emulation: bool = False, tb_cache_mib: int | None = 16, hotplug_dir: Path | None = None):
         self.conn = conn
         self.name, self.namespace, self.uid = name, namespace, uid
         self.private_dir, self.container_disk_dir = private_dir, container_disk_dir
         self.grace_period = grace_period
         self.tb_cache_mib = tb_cache_mib
+        self.hotplug_dir = hotplug_dir or private_dir / "hotplug-disks"
+        self.targets: dict[str, str] = {}  # volume -> target dev of every attached disk
+        self.hotplugged: set[str] = set()  # the volumes attached to the running domain
         self.lock = threading.RLock()
         self.subscribers: list[socket.socket] = []
         self.timeline: dict[str, str] = {}  # startup stages this launcher saw (api/timeline.py)
@@ -223,7 +226,9 @@ class DomainManager:
             state.update(name=self.domain_name, uid=self.uid, accel=self._accel if self.dom else None,
                          interfaces=self._interfaces(), guestOSInfo=dict(self.guest_info),
                          agentConnected=self.agent_connected, startedAt=self.started_at, message=self.message,
-                         timeline=dict(self.timeline), migration=dict(self.migration) if self.migration else None)
+                         timeline=dict(self.timeline), migration=dict(self.migration) if self.migration else None,
+                         volumes=[{"name": n, "target": t, "hotplug": n in self.hotplugged}
+                                  for n, t in sorted(self.targets.items())])
             return state
 
     def stage(self, name: str, epoch: float | None = None, publish: bool = True) -> None:
@@ -363,6 +368,7 @@ class DomainManager:
                 is not False
             self.started_at = time.time()
             self.dom = self.conn.createXML(xml, 0)
+            self.targets = hotplug.disk_targets(xml)
             self.stage("DomainStarted", publish=False)
             self.message = f"accelerator {accel} ({self._accel_reason or 'from options'})"
             self._accel = accel
@@ -651,6 +657,43 @@ class DomainManager:
         self._domain().reset(0)
         log.info("reset %s", self.domain_name)
         return self.snapshot()
+
+    # ------------------------------------------------------------------ hotplug (virt-handler's requests)
+
+    def attach_volume(self, disk: dict, volume: dict) -> dict:
+        """Attaches a hotplugged volume (already mounted at hotplug_dir/<volume>.img) as `disk`."""
+        name = volume.get("name")
+        if not name or disk.get("name") != name:
+            raise ValueError("attachvolume needs a volume and the disk of the same name")
+        with self.lock:
+            target = hotplug.attach(self._domain(), disk, volume, self.hotplug_dir / f"{name}.img")
+            self.targets = hotplug.disk_targets(self.dom.XMLDesc(0))  # what libvirt has now
+            self.hotplugged.add(name)
+            log.info("attached volume %s as %s", name, target)
+            self._publish_locked()
+            return self.snapshot()
+
+    def detach_volume(self, name: str) -> dict:
+        with self.lock:
+            if hotplug.detach(self._domain(), name):
+                log.info("detached volume %s", name)
+            self.targets = hotplug.disk_targets(self.dom.XMLDesc(0))
+            if name not in self.targets:
+                self.hotplugged.discard(name)
+            self._publish_locked()
+            return self.snapshot()
+
+    def snapshot_volumes(self, snapshot_id: str, volumes: list) -> dict:
+        """A point-in-time copy of the named volumes' disks beside them (capture.py); the guest is frozen for the
+        cut when its agent is connected. Result: capture's, plus whether an agent was there."""
+        if not snapshot_id or not volumes:
+            raise ValueError("snapshotvolumes needs an id and volumes")
+        dom = self._domain()
+        with self.lock:
+            agent = self.agent_connected
+        result = capture.capture(self.conn, dom, snapshot_id, volumes, freeze=agent)
+        result["guestAgent"] = agent
+        return result
 
     def _agent(self, what: tuple[str, ...]) -> dict:
         if not self.agent_connected:

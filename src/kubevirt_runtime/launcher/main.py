@@ -82,6 +82,8 @@ def parse_args(argv=None):
                    help="libvirt runtime dirs, overlays, ISOs, console socket")
     p.add_argument("--container-disk-dir", default="/var/run/kubevirt/container-disks",
                    help="containerDisk contents, one directory per volume")
+    p.add_argument("--hotplug-disk-dir", default="/var/run/kubevirt/hotplug-disks",
+                   help="hotplugged PVCs' disks, <volume>.img (virt-handler mounts them here)")
     p.add_argument("--grace-period", type=int, default=30, help="terminationGracePeriodSeconds")
     p.add_argument("--stop-container-disks", action="store_true",
                    help="on exit, stop the pod's containerDisk containers (so the pod ends with the launcher)")
@@ -157,7 +159,8 @@ def main(argv=None) -> int:
 
     manager = DomainManager(conn, args.name, args.namespace, args.uid, private, Path(args.container_disk_dir),
                             args.grace_period, accel="tcg" if args.use_emulation else args.accel,
-                            use_emulation=args.use_emulation, tb_cache_mib=args.tb_cache_mib or None)
+                            use_emulation=args.use_emulation, tb_cache_mib=args.tb_cache_mib or None,
+                            hotplug_dir=Path(args.hotplug_disk_dir))
     manager.stage("ContainersStarted", process_start_time(), publish=False)
     server = CommandServer(os.path.join(args.socket_dir, "launcher.sock"), manager)
     server.start()

@@ -20,6 +20,12 @@ Version 1, newline-delimited JSON (one object per line, UTF-8):
                 (error when no agent is connected)
      stats      result: {"stats": libvirt's domain stats (raw keys), "drives": {target dev: disk name},
                 "interfaces": {target dev: interface name}} (virt-handler's metrics)
+     attachvolume {"disk": <the VMI's disk>, "volume": <the VMI's volume>}  attach <hotplug dir>/<volume>.img
+                to the running domain; result: domain state
+     detachvolume {"volume": <name>}  detach it; result: domain state
+     snapshotvolumes {"id": <snapshot uid>, "volumes": [names]}  a point-in-time copy of those disks beside
+                them (.vmsnapshot-<id>.qcow2), the guest frozen for the cut when its agent runs; result:
+                {"files": {volume: file}, "frozen", "frozenFilesystems", "guestAgent", "seconds"}
      ping       result: "pong"
      prepare_migration_target {"vmi": <VMI dict>, "options": {"migrationUid", "network"}}
                 a fresh launcher becomes the target of a live migration (volumes, network, socket directory
@@ -41,7 +47,8 @@ Domain state: {"name", "uid", "status": "Missing"|"Running"|"Paused"|"Shutdown"|
 "accel", "interfaces": [...], "guestOSInfo": {...}, "startedAt", "message", "timeline": {stage: time},
 "migration": null | {"role": "source"|"target", "migrationUid", "startTimestamp", "endTimestamp", "completed",
 "failed", "failureReason", "abortStatus", "mode", "prepared", "domainDetected", "domainReadyTimestamp",
-"downtimeMs"}}
+"downtimeMs"},
+"volumes": [{"name", "target", "hotplug": bool}]}
 (timeline: the startup stages this launcher saw, ContainersStarted ... FirstConsoleOutput, see
 kubevirt_runtime/api/timeline.py). A domain that ended because its pod was deleted (SIGTERM) without
 virt-handler asking for the stop is final with outcome "Failed" and reason "PodTerminated"; one that left for

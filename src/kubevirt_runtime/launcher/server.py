@@ -134,6 +134,12 @@ class CommandServer:
             return m.abort_migration()
         if cmd in ("softreboot", "reset", "guestosinfo", "userlist", "filesystemlist", "stats"):
             return getattr(m, cmd)()
+        if cmd == "attachvolume":
+            return m.attach_volume(request.get("disk") or {}, request.get("volume") or {})
+        if cmd == "detachvolume":
+            return m.detach_volume(request.get("volume") or "")
+        if cmd == "snapshotvolumes":
+            return m.snapshot_volumes(request.get("id") or "", list(request.get("volumes") or []))
         raise ValueError(f"unknown command {cmd!r}")
 
 
