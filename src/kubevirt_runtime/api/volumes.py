@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 CLAIM_SOURCES = ("persistentVolumeClaim", "dataVolume")
+# Attachment pods of hotplugged volumes (virt-controller makes them, virt-handler finds their mounts).
+HOTPLUG_APP_VALUE = "hotplug-disk"  # their kubevirt.io label
+HOTPLUG_VOLUME_LABEL = "kubevirt.io/hotplug-volume"  # the VMI volume one mounts
 
 
 def claim_name(volume: dict) -> str | None:

@@ -28,6 +28,7 @@ from .cluster_config import ClusterConfig
 from .migration import ApiCluster
 from .server import App, serve
 from .subresources import HandlerClient, HandlerLocator, VMActions
+from .volumes import VolumeActions
 
 log = logging.getLogger("virt-api")
 
@@ -112,7 +113,8 @@ def main(argv=None) -> int:
               HandlerClient(args.handler_client_cert, args.handler_client_key, args.handler_ca,
                             args.handler_server_name),
               ready=lambda: front_proxy.config is not None, admission_context=cluster_config.context,
-              cluster=ApiCluster(api_client, cluster_config.informer.store))
+              cluster=ApiCluster(api_client, cluster_config.informer.store),
+              volume_actions=VolumeActions(api_client))
     if not args.handler_client_cert:
         log.warning("no handler client certificate: pause, unpause and console answer 503")
     server, _thread = serve(app, args.address, args.port)

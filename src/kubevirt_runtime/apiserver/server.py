@@ -7,7 +7,9 @@
     POST /migration-mutate-create | /migration-validate | /launcher-eviction-validate   live migration (migration.py)
     PUT  $V1/namespaces/{ns}/virtualmachines/{name}/{start,stop,restart}
     PUT  $V1/namespaces/{ns}/virtualmachines/{name}/migrate   (MigrateOptions; creates a migration, 202)
+    PUT  $V1/namespaces/{ns}/{virtualmachines,virtualmachineinstances}/{name}/{addvolume,removevolume}   (202)
     PUT  $V1/namespaces/{ns}/virtualmachineinstances/{name}/{pause,unpause,softreboot,reset}
+    PUT  $V1/namespaces/{ns}/virtualmachineinstances/{name}/snapshotvolumes   (virt-controller's VM snapshots)
     GET  $V1/namespaces/{ns}/virtualmachineinstances/{name}/{guestosinfo,userlist,filesystemlist}
     GET  $V1/namespaces/{ns}/virtualmachineinstances/{name}/console   (WebSocket)
     GET  $V1/namespaces/{ns}/virtualmachineinstances/{name}/vnc[?preserveSession=]
@@ -36,6 +38,7 @@ from . import admission
 from . import migration as migration_admission
 from .auth import Unauthenticated, authenticate
 from .subresources import SUBRESOURCE_GROUP, SubresourceError, check_vmi_for, grace_period_from, handler_error
+from .volumes import VOLUME_SUBRESOURCES
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,12 @@ SUBRESOURCES = {
     ("virtualmachines", "stop"): ("PUT", "update"),
     ("virtualmachines", "restart"): ("PUT", "update"),
     ("virtualmachines", "migrate"): ("PUT", "update"),
+    ("virtualmachines", "addvolume"): ("PUT", "update"),
+    ("virtualmachines", "removevolume"): ("PUT", "update"),
+    ("virtualmachineinstances", "addvolume"): ("PUT", "update"),
+    ("virtualmachineinstances", "removevolume"): ("PUT", "update"),
+    # virt-controller's snapshot of a running VM (kubevirt-ops; upstream freezes here and lets CSI snapshot)
+    ("virtualmachineinstances", "snapshotvolumes"): ("PUT", "update"),
     ("virtualmachineinstances", "pause"): ("PUT", "update"),
     ("virtualmachineinstances", "unpause"): ("PUT", "update"),
     ("virtualmachineinstances", "softreboot"): ("PUT", "update"),
@@ -65,7 +74,9 @@ SUBRESOURCES = {
     ("virtualmachineinstances", "portforward"): ("GET", "get"),
     ("virtualmachines", "portforward"): ("GET", "get"),
 }
-JSON_ANSWERS = ("guestosinfo", "userlist", "filesystemlist")
+JSON_ANSWERS = ("guestosinfo", "userlist", "filesystemlist", "snapshotvolumes")
+# A block copy of a running guest's disks takes longer than a pause.
+SLOW = {"snapshotvolumes": 300.0}
 
 ADMISSION_TOTAL = Counter("kubevirt_virt_api_admission_reviews_total", "Admission reviews answered by virt-api.",
                           ["webhook", "allowed"])
@@ -159,7 +170,8 @@ class App:
     """What the handlers need; built by main.py (tests build it with fakes)."""
 
     def __init__(self, context_provider, requestheader_provider, authorizer, vm_actions, handler_locator,
-                 handler_client, ready=lambda: True, admission_context=lambda: None, cluster=None):
+                 handler_client, ready=lambda: True, admission_context=lambda: None, cluster=None,
+                 volume_actions=None):
         self.ssl_context = context_provider          # () -> ssl.SSLContext (swapped when the CA changes)
         self.requestheader = requestheader_provider  # () -> RequestHeaderConfig | None
         self.authorizer = authorizer
@@ -169,6 +181,7 @@ class App:
         self.ready = ready
         self.admission_context = admission_context  # () -> api.ValidationContext | None
         self.cluster = cluster  # migration.Cluster: what the migration webhooks and `migrate` read and write
+        self.volume_actions = volume_actions  # apiserver.volumes.VolumeActions
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -267,6 +280,12 @@ class _Handler(BaseHTTPRequestHandler):
             if resource == "virtualmachines" and sub == "migrate":
                 code = 202
                 return self._migrate(ns, name, body)
+            if sub in VOLUME_SUBRESOURCES:
+                if app.volume_actions is None:
+                    raise SubresourceError(503, "virt-api serves no volume hotplug")
+                app.volume_actions.run(resource, sub, ns, name, body)
+                code = 202
+                return self._send(202, b"")
             if resource == "virtualmachines" and sub not in STREAMS:
                 app.vm_actions.run(sub, ns, name, grace_period=grace_period_from(sub, body))
                 return self._send(200, b"")
@@ -275,7 +294,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._relay(sub, vmi, match.get("rest") or "")
             check_vmi_for(sub, vmi)
             address = app.handler_locator.address_for(vmi)
-            status, body = app.handler_client.request(address, method, app.handler_client.path(ns, name, sub))
+            status, body = app.handler_client.request(address, method, app.handler_client.path(ns, name, sub),
+                                                      body=body, timeout=SLOW.get(sub))
             if status != 200:
                 raise handler_error(status, body)
             return self._send(200, body if sub in JSON_ANSWERS else b"")

@@ -278,13 +278,15 @@ class HandlerClient:
     def path(namespace, name, verb) -> str:
         return f"/v1/namespaces/{namespace}/virtualmachineinstances/{name}/{verb}"
 
-    def request(self, address, method: str, path: str) -> tuple[int, bytes]:
-        conn = http.client.HTTPSConnection(address[0], address[1], context=self._ctx(), timeout=self.timeout)
+    def request(self, address, method: str, path: str, body: bytes = b"", timeout: float | None = None
+                ) -> tuple[int, bytes]:
+        timeout = timeout or self.timeout
+        conn = http.client.HTTPSConnection(address[0], address[1], context=self._ctx(), timeout=timeout)
         conn.sock = None
         try:
-            raw = socket.create_connection(address, timeout=self.timeout)
+            raw = socket.create_connection(address, timeout=timeout)
             conn.sock = self._ctx().wrap_socket(raw, server_hostname=self.server_name)
-            conn.request(method, path, body=b"" if method == "PUT" else None)
+            conn.request(method, path, body=body if method == "PUT" else None)
             resp = conn.getresponse()
             return resp.status, resp.read()
         except (OSError, ssl.SSLError, http.client.HTTPException) as exc:

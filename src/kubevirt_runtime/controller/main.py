@@ -26,10 +26,13 @@ from ..machinery.store import object_key
 from . import metrics
 from .config import DEFAULT_LAUNCHER_IMAGE, ControllerConfig
 from .datavolume import DATAVOLUMES, PVCS, STORAGE_CLASSES, STORAGE_POD_SELECTOR, DataVolumeController
+from .hotplug import HOTPLUG_POD_SELECTOR, HotplugController
 from .instancetype import InstancetypeExpander
 from .migration_controller import VMIMS, EvacuationController, MigrationController
 from .pool import POOLS, PoolController
 from .replicaset import VMIRS, ReplicaSetController
+from .restore import RESTORES, RestoreController
+from .snapshot import CONTENTS, SNAPSHOTS, SnapshotController
 from .vm_controller import VMController
 from .vm_storage import VMIVolumeGate, VMStorage
 from .vmi_controller import VMIController, pod_indexers
@@ -110,6 +113,24 @@ class VirtController:
         self.vm_controller.storage = VMStorage(
             dvs, ResourceClient(api_client, VMIS, counters), self.dv_informer, self.pvc_informer, self.vm_informer,
             lambda vm: self.vm_controller.queue.add(object_key(vm)), self.recorder)
+        self.hotplug_informer = Informer(pods, namespace, label_selector=HOTPLUG_POD_SELECTOR)
+        self.hotplug_controller = HotplugController(pods, self.vmi_informer, self.pod_informer, self.hotplug_informer,
+                                                    self.recorder, config.launcher_image, config.launcher_pull_policy)
+        image = config.importer_image or config.launcher_image
+        snapshots, contents, restores = (ResourceClient(api_client, r, counters) for r in (SNAPSHOTS, CONTENTS,
+                                                                                            RESTORES))
+        vms = ResourceClient(api_client, VMS, counters)
+        self.snapshot_informer = Informer(snapshots, namespace)
+        self.content_informer = Informer(contents, namespace)
+        self.restore_informer = Informer(restores, namespace)
+        self.snapshot_controller = SnapshotController(
+            snapshots, contents, pvcs, pods, vms, vms, self.snapshot_informer, self.content_informer,
+            self.vm_informer, self.vmi_informer, self.pvc_informer, self.storage_pod_informer, self.recorder, image,
+            config.launcher_pull_policy)
+        self.restore_controller = RestoreController(
+            restores, pvcs, pods, vms, dvs, self.restore_informer, self.snapshot_informer, self.content_informer,
+            self.vm_informer, self.vmi_informer, self.pvc_informer, self.storage_pod_informer, self.recorder, image,
+            config.launcher_pull_policy)
         gate = VMIVolumeGate(self.dv_informer, self.vmi_informer, lambda vmi: self.vmi_controller.queue.add(
             object_key(vmi)))
         self.vmi_controller.volumes_waiting = gate.waiting
@@ -117,7 +138,8 @@ class VirtController:
     def informers(self):
         return [self.vm_informer, self.vmi_informer, self.pod_informer, self.replicaset_informer, self.pool_informer,
                 self.dv_informer, self.pvc_informer, self.storage_pod_informer, self.class_informer,
-                self.migration_informer]
+                self.migration_informer,
+                self.hotplug_informer, self.snapshot_informer, self.content_informer, self.restore_informer]
 
     def run(self, sync_timeout=None):
         self.cluster_config.start()
@@ -134,6 +156,9 @@ class VirtController:
         self.datavolume_controller.start_workers(2)
         self.migration_controller.start_workers(2)
         self.evacuation_controller.start_workers(1)
+        self.hotplug_controller.start_workers(1)
+        self.snapshot_controller.start_workers(1)
+        self.restore_controller.start_workers(1)
         log.info("virt-controller is reconciling")
 
     def stop(self):
@@ -141,7 +166,8 @@ class VirtController:
         for informer in self.informers():
             informer.stop()
         for controller in (self.vm_controller, self.vmi_controller, self.replicaset_controller, self.pool_controller,
-                           self.datavolume_controller, self.migration_controller, self.evacuation_controller):
+                           self.datavolume_controller, self.migration_controller, self.evacuation_controller,
+                           self.hotplug_controller, self.snapshot_controller, self.restore_controller):
             controller.queue.shutdown()
 
 

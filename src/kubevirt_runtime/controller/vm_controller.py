@@ -136,10 +136,17 @@ class VMController(Reconciler):
             raise RuntimeError(f"{key}: {sync_error[1]}")
 
     def _volumes_ready(self, vm):
-        """As upstream: the VM's DataVolumes are created first; one that should run waits until they Succeeded."""
+        """As upstream: the VM's DataVolumes are created first; one that should run waits until they Succeeded,
+        and none starts while a snapshot or restore works on its disks (status.snapshotInProgress/
+        restoreInProgress)."""
         if self.storage is None or vm["metadata"].get("deletionTimestamp"):
             return True
-        return self.storage.ensure(vm) or effective_run_strategy(vm) == RunStrategy.HALTED
+        halted = effective_run_strategy(vm) == RunStrategy.HALTED
+        status = vm.get("status") or {}
+        if (status.get("snapshotInProgress") or status.get("restoreInProgress")) and not halted \
+                and self.vmi_store.get(object_key(vm)) is None:
+            return False
+        return self.storage.ensure(vm) or halted
 
     @staticmethod
     def _owned(vm, vmi):

@@ -24,11 +24,13 @@ from kubevirt_runtime.machinery.store import object_key
 from kubevirt_runtime.machinery.workqueue import RateLimitingQueue
 
 from . import decide as d
+from . import hotplug as hp
 from .launcher_client import LauncherClient, LauncherError, Subscription, peer_pid
 from .migration_agent import ACTIONS
 from .network import netns as pod_network
 from .network.plan import NetworkPlanError
 from .status import desired_status, status_patch
+from .volumes import volume_status
 
 log = logging.getLogger(__name__)
 
@@ -174,11 +176,14 @@ class VMIHandler(Reconciler):
     name = "virt-handler"
 
     def __init__(self, vmi_client, vmi_informer, locator, node_name: str, recorder=None,
-                 sync_options=None, network_setup=None, migrations=None, target_informer=None):
+                 sync_options=None, network_setup=None, migrations=None, target_informer=None,
+                 hotplug=None):
         """`sync_options`: what every launcher sync carries (a dict, or a callable returning one: the node's
         accelerator decision, handler/node_accel.py). `migrations`: the MigrationAgent (handler/migration_agent.py),
         None without live migration; `target_informer`: VMIs whose migration targets this node (label
-        kubevirt.io/migrationTargetNodeName)."""
+        kubevirt.io/migrationTargetNodeName); `hotplug`: a hotplug.HotplugLookup (None: hotplugged volumes are not
+        handled on this node)."""
+        self.hotplug = hotplug
         self.client = vmi_client
         self.informer = vmi_informer
         self.migrations = migrations
@@ -270,13 +275,16 @@ class VMIHandler(Reconciler):
             return None, None
         return vmi, self.locator.locate(vmi)
 
-    def command(self, namespace: str, name: str, cmd: str):
+    def command(self, namespace: str, name: str, cmd: str, **args):
         vmi, path = self.launcher_for(namespace, name)
         if vmi is None:
             raise KeyError(f"VMI {namespace}/{name} is not on node {self.node_name}")
         if path is None or vmi.get("status", {}).get("phase") != VMIPhase.RUNNING:
             raise LookupError(f"VMI {namespace}/{name} is not running")
-        return self.registry.client(vmi["metadata"]["uid"], path).call(cmd)
+        client = self.registry.client(vmi["metadata"]["uid"], path)
+        if cmd == "snapshot_volumes":
+            return client.snapshot_volumes(args["snapshot_id"], args["volumes"])
+        return client.call(cmd)
 
     # ------------------------------------------------------------------ reconcile: decide, then act
 
@@ -294,12 +302,15 @@ class VMIHandler(Reconciler):
         view = self.registry.track(uid, key)
         lookup = None if view.watching else self.locator.lookup(vmi)
         mview = self.migrations.view(uid) if self.migrations is not None else None
-        for action in d.decide(vmi, self.node_name, view, lookup, mview):
-            if not self._act(key, vmi, uid, action):
+        hotplug = self.hotplug.view(vmi) if self.hotplug is not None else None
+        for action in d.decide(vmi, self.node_name, view, lookup, mview, hotplug):
+            if not self._act(key, vmi, uid, action, hotplug):
                 return
 
-    def _act(self, key, vmi, uid, action) -> bool:
+    def _act(self, key, vmi, uid, action, hotplug=None) -> bool:
         """Performs one action; False ends this sync (e.g. the VMI was requeued)."""
+        if isinstance(action, (d.MountVolume, d.AttachVolume, d.DetachVolume, d.UnmountVolume)):
+            return self._hotplug(key, vmi, uid, action, hotplug)
         if isinstance(action, d.Retry):
             self.queue.add_after(key, action.after)
             return False
@@ -327,7 +338,7 @@ class VMIHandler(Reconciler):
             self._sync_domain(key, vmi, uid)
             return True
         if isinstance(action, d.WriteStatus):
-            self._write_status(key, vmi, self.registry.track(uid, key))
+            self._write_status(key, vmi, self.registry.track(uid, key), hotplug)
             return True
         if self.migrations is not None and isinstance(action, ACTIONS):
             return self.migrations.act(self, key, vmi, uid, action)
@@ -387,8 +398,44 @@ class VMIHandler(Reconciler):
             self.registry.update(uid, domain=result)
         self._event(vmi, "Normal", "Created", f"VirtualMachineInstance defined ({result.get('message', '')}).")
 
-    def _write_status(self, key, vmi, view):
+    def _hotplug(self, key, vmi, uid, action, hotplug) -> bool:
+        """Mount/attach/detach/unmount one hotplugged volume; a failure is an event and a retry, never the end of
+        the guest."""
+        try:
+            if isinstance(action, d.MountVolume):
+                hp.mount(action.source, self.hotplug.kubelet_root, hotplug.launcher_pod_uid, action.volume)
+            elif isinstance(action, d.UnmountVolume):
+                hp.unmount(self.hotplug.kubelet_root, hotplug.launcher_pod_uid, action.volume)
+            else:
+                path = self.registry.watch_path(uid)
+                if path is None:
+                    raise LauncherError("the launcher subscription ended")
+                client = self.registry.client(uid, path)
+                if isinstance(action, d.AttachVolume):
+                    spec = vmi.get("spec") or {}
+                    volume = next(v for v in spec.get("volumes") or [] if v.get("name") == action.volume)
+                    disk = next((x for x in (spec.get("domain") or {}).get("devices", {}).get("disks") or []
+                                 if x.get("name") == action.volume), {"name": action.volume, "disk": {"bus": "scsi"}})
+                    state = client.attach_volume(disk, volume)
+                    self._event(vmi, "Normal", "VolumeReady", f"Successfully attach hotplugged volume "
+                                                             f"{action.volume} to VM")
+                else:
+                    state = client.detach_volume(action.volume)
+                    self._event(vmi, "Normal", "VolumeDetached", f"Successfully detach hotplugged volume "
+                                                                f"{action.volume} from VM")
+                self.registry.update(uid, domain=state)
+        except (hp.HotplugError, LauncherError, StopIteration) as exc:
+            log.warning("VMI %s: %s of volume %s failed: %s", key, type(action).__name__, action.volume, exc)
+            self._event(vmi, "Warning", "HotplugFailed", f"volume {action.volume}: {exc}")
+            self.queue.add_rate_limited(key)
+            return False
+        return True
+
+    def _write_status(self, key, vmi, view, hotplug=None):
         new_status = desired_status(vmi, view.domain, launcher_gone=view.gone, gone_outcome=view.gone_outcome)
+        domain = view.domain or {}
+        if new_status.get("phase") == VMIPhase.RUNNING and not domain.get("final") and "volumes" in domain:
+            new_status["volumeStatus"] = volume_status(vmi, domain, hotplug)
         if status_patch(vmi, new_status) is None:
             return
         try:  # an UPDATE of the whole status, as upstream's handler writes it (the resourceVersion guards it)

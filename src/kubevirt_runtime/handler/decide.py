@@ -16,8 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kubevirt_runtime.api.constants import DEFAULT_GRACE_PERIOD_SECONDS, NODE_NAME_LABEL, VMIPhase
+from kubevirt_runtime.api.volumes import hotpluggable_names
 
 from . import migration as mig
+from .hotplug import HotplugView
 from .network.plan import needs_setup
 
 MAX_MISSES = 3
@@ -102,10 +104,34 @@ class WriteStatus:
     pass
 
 
+# hotplugged volumes (handler/hotplug.py): mount into the launcher pod, attach to the domain, and back
+
+@dataclass(frozen=True)
+class MountVolume:
+    volume: str
+    source: str
+
+
+@dataclass(frozen=True)
+class AttachVolume:
+    volume: str
+
+
+@dataclass(frozen=True)
+class DetachVolume:
+    volume: str
+
+
+@dataclass(frozen=True)
+class UnmountVolume:
+    volume: str
+
+
 def decide(vmi: dict, node_name: str, view: LauncherView, lookup: Lookup | None,
-           mview: mig.MigrationView | None = None) -> list:
+           mview: mig.MigrationView | None = None, hotplug: HotplugView | None = None) -> list:
     """The actions for one VMI. `lookup` is only consulted when no subscription is open; `mview` is what the
-    handler has for live migrations (handler/migration.py decides those actions)."""
+    handler has for live migrations (handler/migration.py decides those actions); `hotplug` is what this node
+    has of the VMI's hotplugged volumes (None: hotplug is not handled here)."""
     meta, status = vmi["metadata"], vmi.get("status") or {}
     phase = status.get("phase")
     mview = mview or mig.MigrationView()
@@ -120,7 +146,8 @@ def decide(vmi: dict, node_name: str, view: LauncherView, lookup: Lookup | None,
     if phase in VMIPhase.FINAL:
         live = view.watching and view.domain and not view.domain.get("final")
         # e.g. the controller failed the VMI: never leave its guest running
-        return [Kill()] if live and not view.gone and not view.stopping else []
+        actions = [Kill()] if live and not view.gone and not view.stopping else []
+        return actions + _unmount_all(hotplug)
     if phase not in (VMIPhase.SCHEDULED, VMIPhase.RUNNING):
         return []
     node = status.get("nodeName") or (meta.get("labels") or {}).get(NODE_NAME_LABEL)
@@ -133,7 +160,7 @@ def decide(vmi: dict, node_name: str, view: LauncherView, lookup: Lookup | None,
         return ([mig.WriteMigrationState(fields, note)] if fields else []) + \
             ([mig.StopSourceProxy(uid)] if uid in mview.source_proxies else [])
     if view.gone or (view.domain or {}).get("final"):
-        return [WriteStatus()]
+        return _unmount_all(hotplug) + [WriteStatus()]
     if not view.watching:
         return _connect(phase, view, lookup or Lookup(Where.UNSYNCED))
     if view.domain is None:
@@ -145,7 +172,30 @@ def decide(vmi: dict, node_name: str, view: LauncherView, lookup: Lookup | None,
         return [SetupNetwork(), Sync(), WriteStatus()] if needs_setup(vmi) else [Sync(), WriteStatus()]
     if role == mig.SOURCE and not deleting:
         return mig.decide_source(vmi, view, mview) + [WriteStatus()]
+    if hotplug is not None and not deleting and not view.stopping and view.domain.get("status") != "Missing":
+        return hotplug_actions(vmi, view.domain, hotplug) + [WriteStatus()]
     return [WriteStatus()]
+
+
+def hotplug_actions(vmi: dict, domain: dict, hotplug: HotplugView) -> list:
+    """Attach what the VMI's spec hotplugs and the domain lacks (mounting it into the launcher pod first, once
+    its attachment pod runs), detach what the spec no longer has, unmount what nothing uses any more."""
+    wanted = hotpluggable_names(vmi.get("spec") or {})
+    attached = {v["name"] for v in domain.get("volumes") or [] if v.get("hotplug")}
+    actions = []
+    for name in sorted(wanted - attached):
+        if name in hotplug.mounted:
+            actions.append(AttachVolume(name))
+        elif name in hotplug.sources:
+            actions += [MountVolume(name, hotplug.sources[name]), AttachVolume(name)]
+    actions += [DetachVolume(name) for name in sorted(attached - wanted)]
+    actions += [UnmountVolume(name) for name in sorted(hotplug.mounted - wanted - attached)]
+    return actions
+
+
+def _unmount_all(hotplug: HotplugView | None) -> list:
+    """The guest has ended: nothing may stay mounted in its pod's emptyDir (the kubelet could not remove it)."""
+    return [UnmountVolume(name) for name in sorted(hotplug.mounted)] if hotplug else []
 
 
 def _connect(phase: str, view: LauncherView, lookup: Lookup) -> list:

@@ -22,8 +22,9 @@ import threading
 
 from prometheus_client import REGISTRY
 
-from kubevirt_runtime.api.constants import NODE_NAME_LABEL
+from kubevirt_runtime.api.constants import APP_LABEL, LAUNCHER_APP_VALUE, NODE_NAME_LABEL
 from kubevirt_runtime.api.migration import TARGET_NODE_LABEL
+from kubevirt_runtime.api.volumes import HOTPLUG_APP_VALUE
 from kubevirt_runtime.machinery.cluster_config import ClusterConfigSource, StaticClusterConfig
 from kubevirt_runtime.machinery.events import EventRecorder
 from kubevirt_runtime.machinery.health import HealthServer
@@ -33,6 +34,7 @@ from kubevirt_runtime.machinery.logs import setup_logging
 from kubevirt_runtime.machinery.resource import PODS, VMIS, ResourceClient
 
 from .controller import VMIHandler
+from .hotplug import HotplugLookup
 from .locator import DEFAULT_KUBELET_ROOT, PodSocketLocator, TemplateSocketLocator
 from .metrics import DomainStatsCollector
 from .migration_agent import MigrationAgent
@@ -90,12 +92,16 @@ def parse_args(argv=None):
 def build(args, api_client):
     vmi_client = ResourceClient(api_client, VMIS)
     informer = Informer(vmi_client, label_selector=f"{NODE_NAME_LABEL}={args.node_name}")
+    hotplug = None
     if args.socket_path_template:
         locator = TemplateSocketLocator(args.socket_path_template)
     else:
-        pods = Informer(ResourceClient(api_client, PODS), label_selector=PodSocketLocator.label_selector(),
+        # launcher pods and the attachment pods of hotplugged volumes (the locator only looks at launchers)
+        selector = f"{APP_LABEL} in ({LAUNCHER_APP_VALUE},{HOTPLUG_APP_VALUE})"
+        pods = Informer(ResourceClient(api_client, PODS), label_selector=selector,
                         field_selector=f"spec.nodeName={args.node_name}")
         locator = PodSocketLocator(pods, args.kubelet_root)
+        hotplug = HotplugLookup(pods.store, args.kubelet_root)
     cluster = ClusterConfigSource(api_client, args.kubevirt_namespace).start() if args.kubevirt_namespace \
         else StaticClusterConfig()
     accel = NodeAccel(cluster, bool(args.use_emulation), args.accel)
@@ -110,7 +116,17 @@ def build(args, api_client):
                                     cluster_config=cluster)
         target_informer = Informer(vmi_client, label_selector=f"{TARGET_NODE_LABEL}={args.node_name}")
     return VMIHandler(vmi_client, informer, locator, args.node_name, recorder, accel.sync_options,
-                      migrations=migrations, target_informer=target_informer)
+                      migrations=migrations, target_informer=target_informer, hotplug=hotplug)
+
+
+def _sweep_hotplug(lookup, stop, interval: float = 30.0):
+    """Hotplug mounts left in the emptyDirs of launcher pods that are gone (the kubelet cannot remove those)."""
+    while not stop.wait(interval):
+        try:
+            for leftover in lookup.sweep():
+                log.info("unmounted the leftover hotplug disk %s", leftover)
+        except OSError as exc:
+            log.warning("hotplug sweep: %s", exc)
 
 
 def main(argv=None) -> int:
@@ -152,6 +168,9 @@ def main(argv=None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
     signal.signal(signal.SIGINT, lambda *a: stop.set())
+    if handler.hotplug is not None:
+        threading.Thread(target=_sweep_hotplug, args=(handler.hotplug, stop), name="hotplug-sweep",
+                         daemon=True).start()
     stop.wait()
     log.info("stopping (VMs keep running)")
     for informer in handler._informers():

@@ -6,6 +6,8 @@ on the network can pause a VM or open its console.
 
     GET  /healthz
     PUT  /v1/namespaces/{namespace}/virtualmachineinstances/{name}/{pause,unpause,softreboot,reset} -> 200|404|409
+    PUT  /v1/namespaces/{namespace}/virtualmachineinstances/{name}/snapshotvolumes  {"id", "volumes"} -> JSON
+         (virt-controller's snapshot of a running VM, through virt-api: launcher/capture.py)
     GET  /v1/namespaces/{namespace}/virtualmachineinstances/{name}/{guestosinfo,userlist,filesystemlist} -> JSON
     GET  /v1/namespaces/{namespace}/virtualmachineinstances/{name}/console                  -> WebSocket
     GET  /v1/namespaces/{namespace}/virtualmachineinstances/{name}/vnc[?preserveSession=true] -> WebSocket
@@ -165,25 +167,31 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_PUT(self):  # noqa: N802
         length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
+        body = self.rfile.read(length) if length else b""
         if not self._allowed():
             return
         ns, name, verb = self._route()
         if verb in PUT_COMMANDS:
             return self._command(ns, name, verb)
+        if verb == "snapshotvolumes":
+            try:
+                request = json.loads(body or b"{}")
+                args = {"snapshot_id": str(request["id"]), "volumes": list(request["volumes"])}
+            except (ValueError, KeyError, TypeError):
+                return self._error(400, 'snapshotvolumes needs {"id": ..., "volumes": [...]}')
+            return self._command(ns, name, "snapshot_volumes", args)
         return self._error(404, f"no such endpoint {self.path}")
 
-    def _command(self, ns, name, cmd):
+    def _command(self, ns, name, cmd, args=None):
         try:
-            result = self.server.vmi_handler.command(ns, name, cmd)
+            result = self.server.vmi_handler.command(ns, name, cmd, **(args or {}))
         except KeyError as exc:
             return self._error(404, str(exc.args[0]))
         except LookupError as exc:
             return self._error(409, str(exc))
         except LauncherError as exc:
             return self._error(409, str(exc))
-        if cmd in GET_COMMANDS:
+        if cmd in GET_COMMANDS or args:
             return self._json(200, result or {})
         if cmd in EVENTS:
             self._event(ns, name, *EVENTS[cmd])

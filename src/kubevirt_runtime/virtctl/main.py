@@ -12,6 +12,9 @@
     virtctl [...] timeline VM                                     (the VMI's startup stages and their durations)
     virtctl [...] migrate VM [--addedNodeSelector k=v,...] [--dry-run]   (live migration to another node)
     virtctl [...] migrate-cancel VM
+    virtctl [...] addvolume VM|VMI --volume-name=DV|PVC [--disk-name N] [--serial S] [--cache C] [--dry-run]
+    virtctl [...] removevolume VM|VMI --volume-name=NAME [--dry-run]
+    virtctl [...] image-upload dv NAME --image-path=FILE [--size=1Gi] [--storage-class SC] [--wait-secs 300]
 
 `console` is interactive on a terminal (raw mode; Ctrl+] leaves). Without a terminal on stdin (or with
 --until/--send) it streams the console to stdout: stdin, if any, goes to the guest; it ends at --timeout
@@ -28,6 +31,7 @@ import time
 
 from kubevirt_runtime.client import migration
 from kubevirt_runtime.client.subresources import ApiError, Subresources, connect
+from kubevirt_runtime.client.volumes import VolumeError, Volumes
 
 from . import forward
 from . import ssh as ssh_mod
@@ -108,6 +112,30 @@ def parse_args(argv=None):
     sp.add_argument("--dry-run", action="store_true", help="only check the request; create nothing")
     sp = sub.add_parser("migrate-cancel", parents=[common], help="cancel the live migration of a VirtualMachine")
     sp.add_argument("name", metavar="VM")
+    sp = sub.add_parser("addvolume", parents=[common], help="attach a DataVolume or PVC to a running VM or VMI")
+    sp.add_argument("name", metavar="VMI")
+    sp.add_argument("--volume-name", required=True, help="name of the volume source, either DV or PVC")
+    sp.add_argument("--disk-name", default=None, help="name used in the disk/volume section of spec")
+    sp.add_argument("--serial", default=None, help="serial number you want to assign to the disk")
+    sp.add_argument("--cache", default=None, choices=("none", "writethrough", "writeback"),
+                    help="cache mode of the disk")
+    sp.add_argument("--bus", default="scsi", help="disk bus (scsi: the bus a running guest takes new disks on)")
+    sp.add_argument("--persist", action="store_true", help="[deprecated] no effect: a VM's spec always keeps it")
+    sp.add_argument("--dry-run", action="store_true", help="check the request without changing anything")
+    sp = sub.add_parser("removevolume", parents=[common], help="detach a hotplugged volume from a VM or VMI")
+    sp.add_argument("name", metavar="VMI")
+    sp.add_argument("--volume-name", required=True, help="name of the volume to remove")
+    sp.add_argument("--persist", action="store_true", help="[deprecated] no effect")
+    sp.add_argument("--dry-run", action="store_true", help="check the request without changing anything")
+    sp = sub.add_parser("image-upload", parents=[common], help="upload a disk image into a DataVolume")
+    sp.add_argument("kind", choices=("dv",), help="dv: a DataVolume with an upload source (made unless it exists)")
+    sp.add_argument("name", metavar="NAME")
+    sp.add_argument("--image-path", required=True, help="the image (raw or qcow2, optionally gzip/xz)")
+    sp.add_argument("--size", default=None, help="size of the DataVolume to create (e.g. 1Gi)")
+    sp.add_argument("--storage-class", default=None, help="StorageClass of the DataVolume to create")
+    sp.add_argument("--wait-secs", type=float, default=300, help="how long to wait for the upload server and the end")
+    sp.add_argument("--insecure", action="store_true", help="accepted for upstream's command lines; TLS is the "
+                                                            "API server's")
     sp = sub.add_parser("console", parents=[common], help="connect to the serial console of a VMI")
     sp.add_argument("name", metavar="VMI")
     sp.add_argument("--timeout", type=float, default=None,
@@ -141,6 +169,27 @@ def _grace_body(args) -> dict | None:
     return {"gracePeriod": args.grace_period}
 
 
+def _volumes(args, volumes: Volumes, namespace: str) -> int:
+    try:
+        if args.command == "addvolume":
+            volumes.add(namespace, args.name, args.volume_name, disk_name=args.disk_name, serial=args.serial,
+                        cache=args.cache, bus=args.bus, dry_run=args.dry_run)
+            print(f"Successfully submitted add volume request to VM {args.name} for volume {args.volume_name}")
+        elif args.command == "removevolume":
+            volumes.remove(namespace, args.name, args.volume_name, dry_run=args.dry_run)
+            print(f"Successfully submitted remove volume request to VM {args.name} for volume {args.volume_name}")
+        else:
+            def show(sent, total):
+                print(f"\r{sent >> 20} MiB / {total >> 20} MiB", end="", file=sys.stderr, flush=True)
+            volumes.upload(namespace, args.name, args.image_path, args.size, args.storage_class, args.wait_secs,
+                           show if sys.stderr.isatty() else None)
+            print(f"\nUploading {args.image_path} completed successfully" if sys.stderr.isatty()
+                  else f"Uploading {args.image_path} completed successfully")
+    except VolumeError as exc:
+        return _fail(str(exc))
+    return 0
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
@@ -167,6 +216,8 @@ def main(argv=None) -> int:
             sub.vmi(namespace, args.name, args.command.replace("-", ""))
             print(f"VMI {args.name} was scheduled to {args.command}")
             return 0
+        if args.command in ("addvolume", "removevolume", "image-upload"):
+            return _volumes(args, Volumes(api_client), namespace)
         if args.command in AGENT_QUERIES:
             print(json.dumps(getattr(sub, AGENT_QUERIES[args.command])(namespace, args.name), indent=2))
             return 0

@@ -1,0 +1,55 @@
+"""virt-handler's hotplug decisions and volumeStatus, by table (pure: spec, domain and what the node has)."""
+import pytest
+
+from kubevirt_runtime.handler.decide import AttachVolume, DetachVolume, MountVolume, UnmountVolume, hotplug_actions
+from kubevirt_runtime.handler.hotplug import HotplugView
+from kubevirt_runtime.handler.volumes import volume_status
+
+HOT = {"name": "hot", "persistentVolumeClaim": {"claimName": "hot-pvc", "hotpluggable": True}}
+ROOT = {"name": "root", "dataVolume": {"name": "vm1-root"}}
+
+
+def vmi(volumes):
+    return {"metadata": {"name": "vm1"}, "spec": {"volumes": volumes}}
+
+
+def domain(*hotplugged):
+    return {"volumes": [{"name": "root", "target": "vda", "hotplug": False}]
+            + [{"name": n, "target": "sda", "hotplug": True} for n in hotplugged]}
+
+
+@pytest.mark.parametrize("volumes,attached,view,actions", [
+    ([ROOT, HOT], (), HotplugView(), []),                                              # no attachment pod yet
+    ([ROOT, HOT], (), HotplugView(sources={"hot": "/pv/hot"}),
+     [MountVolume("hot", "/pv/hot"), AttachVolume("hot")]),
+    ([ROOT, HOT], (), HotplugView(mounted=frozenset({"hot"}), sources={"hot": "/pv/hot"}), [AttachVolume("hot")]),
+    ([ROOT, HOT], ("hot",), HotplugView(mounted=frozenset({"hot"})), []),             # steady
+    ([ROOT], ("hot",), HotplugView(mounted=frozenset({"hot"})), [DetachVolume("hot")]),
+    ([ROOT], (), HotplugView(mounted=frozenset({"hot"})), [UnmountVolume("hot")]),   # detached: unmount
+])
+def test_hotplug_actions(volumes, attached, view, actions):
+    assert hotplug_actions(vmi(volumes), domain(*attached), view) == actions
+
+
+@pytest.mark.parametrize("attached,view,phase", [
+    ((), HotplugView(), "Pending"),
+    ((), HotplugView(sources={"hot": "/pv"}, pods={"hot": ("hp-1", "u1", "Running")}), "AttachedToNode"),
+    ((), HotplugView(mounted=frozenset({"hot"})), "MountedToPod"),
+    (("hot",), HotplugView(mounted=frozenset({"hot"})), "Ready"),
+])
+def test_volume_status_phases_of_a_hotplugged_volume(attached, view, phase):
+    status = {v["name"]: v for v in volume_status(vmi([ROOT, HOT]), domain(*attached), view)}
+    assert status["root"] == {"name": "root", "target": "vda", "persistentVolumeClaimInfo": {"claimName": "vm1-root"}}
+    assert status["hot"]["phase"] == phase
+
+
+def test_a_removed_volume_is_listed_detaching_until_unmounted():
+    listed = volume_status(vmi([ROOT]), domain("hot"), HotplugView(mounted=frozenset({"hot"})))
+    assert [(v["name"], v.get("phase")) for v in listed] == [("root", None), ("hot", "Detaching")]
+    assert [v["name"] for v in volume_status(vmi([ROOT]), domain(), HotplugView())] == ["root"]
+
+
+def test_a_failed_attachment_pod_is_named_in_the_message():
+    view = HotplugView(pods={"hot": ("hp-1", "u1", "Failed")})
+    hot = volume_status(vmi([HOT]), domain(), view)[0]
+    assert hot["phase"] == "Pending" and "hp-1 of volume hot is Failed" in hot["message"]
