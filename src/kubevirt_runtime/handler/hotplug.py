@@ -20,7 +20,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kubevirt_runtime.api.constants import APP_LABEL, CREATED_BY_LABEL
+from kubevirt_runtime.api.constants import APP_LABEL, CREATED_BY_LABEL, DOMAIN_ANNOTATION
 from kubevirt_runtime.api.volumes import HOTPLUG_APP_VALUE, HOTPLUG_VOLUME_LABEL
 
 log = logging.getLogger(__name__)
@@ -158,6 +158,19 @@ class HotplugLookup:
                 if source:
                     sources[volume] = source
         return HotplugView(launcher_uid, mounted_volumes(self.kubelet_root, launcher_uid), sources, pods)
+
+    def vmi_key(self, pod: dict) -> str | None:
+        """namespace/name of the VMI an attachment pod serves (its owner is the VMI's launcher pod, which names
+        the VMI): its VMI must sync when the pod runs, as only then is the PVC mounted."""
+        meta = pod.get("metadata") or {}
+        if (meta.get("labels") or {}).get(APP_LABEL) != HOTPLUG_APP_VALUE:
+            return None
+        owners = {ref.get("uid") for ref in meta.get("ownerReferences") or []}
+        for launcher in self.pod_store.list():
+            if (launcher.get("metadata") or {}).get("uid") in owners:
+                name = (launcher["metadata"].get("annotations") or {}).get(DOMAIN_ANNOTATION)
+                return f"{meta.get('namespace')}/{name}" if name else None
+        return None
 
     def sweep(self) -> list[str]:
         """Unmounts the hotplug mounts of launcher pods that are gone or ended (their VMI cannot ask any more);

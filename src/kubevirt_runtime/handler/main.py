@@ -115,8 +115,16 @@ def build(args, api_client):
                                     args.migration_ca or args.client_ca,
                                     cluster_config=cluster)
         target_informer = Informer(vmi_client, label_selector=f"{TARGET_NODE_LABEL}={args.node_name}")
-    return VMIHandler(vmi_client, informer, locator, args.node_name, recorder, accel.sync_options,
-                      migrations=migrations, target_informer=target_informer, hotplug=hotplug)
+    handler = VMIHandler(vmi_client, informer, locator, args.node_name, recorder, accel.sync_options,
+                         migrations=migrations, target_informer=target_informer, hotplug=hotplug)
+    if hotplug is not None:
+        def attachment_pod_changed(pod):
+            key = hotplug.vmi_key(pod)
+            if key:
+                handler.queue.add(key)
+        pods.add_handler(attachment_pod_changed, lambda old, new: attachment_pod_changed(new),
+                         attachment_pod_changed)
+    return handler
 
 
 def _sweep_hotplug(lookup, stop, interval: float = 30.0):

@@ -2,7 +2,7 @@
 import pytest
 
 from kubevirt_runtime.handler.decide import AttachVolume, DetachVolume, MountVolume, UnmountVolume, hotplug_actions
-from kubevirt_runtime.handler.hotplug import HotplugView
+from kubevirt_runtime.handler.hotplug import HotplugLookup, HotplugView
 from kubevirt_runtime.handler.volumes import volume_status
 
 HOT = {"name": "hot", "persistentVolumeClaim": {"claimName": "hot-pvc", "hotpluggable": True}}
@@ -53,3 +53,25 @@ def test_a_failed_attachment_pod_is_named_in_the_message():
     view = HotplugView(pods={"hot": ("hp-1", "u1", "Failed")})
     hot = volume_status(vmi([HOT]), domain(), view)[0]
     assert hot["phase"] == "Pending" and "hp-1 of volume hot is Failed" in hot["message"]
+
+
+class Store:
+    def __init__(self, pods):
+        self.pods = pods
+
+    def list(self):
+        return self.pods
+
+
+LAUNCHER = {"metadata": {"name": "virt-launcher-vm1-x", "namespace": "ns", "uid": "launcher-uid",
+                         "labels": {"kubevirt.io": "virt-launcher"}, "annotations": {"kubevirt.io/domain": "vm1"}}}
+
+
+@pytest.mark.parametrize("labels,owner,key", [
+    ({"kubevirt.io": "hotplug-disk"}, "launcher-uid", "ns/vm1"),
+    ({"kubevirt.io": "hotplug-disk"}, "another-uid", None),
+    ({"kubevirt.io": "virt-launcher"}, "launcher-uid", None),
+])
+def test_an_attachment_pod_leads_to_the_vmi_it_serves(labels, owner, key):
+    pod = {"metadata": {"name": "hp-1", "namespace": "ns", "labels": labels, "ownerReferences": [{"uid": owner}]}}
+    assert HotplugLookup(Store([LAUNCHER, pod]), "/var/lib/kubelet").vmi_key(pod) == key
