@@ -93,3 +93,12 @@ def ensure_vm():
 def delete_vm():
     c.kubectl("delete", "vm", VM, "-n", NS, "--ignore-not-found", "--wait=true", timeout=300)
     c.kubectl("delete", "dv", ROOT_DV, DATA_DV, "-n", NS, "--ignore-not-found", timeout=300)
+
+
+def last_user(request) -> bool:
+    """Whether no later module of this session uses the shared VM: then the caller removes it, so a partial
+    run leaves nothing behind and a full one boots it once."""
+    modules = [item.module.__name__.rsplit(".", 1)[-1] for item in request.session.items]
+    mine = request.module.__name__.rsplit(".", 1)[-1]
+    later = modules[max(i for i, m in enumerate(modules) if m == mine) + 1:]
+    return not any(m.startswith("test_storage") for m in later)

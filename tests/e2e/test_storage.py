@@ -1,6 +1,7 @@
 """DataVolumes on the local cluster (local-path PVCs): a VM whose dataVolumeTemplates import the demo disk from
 the node's containerd and make a blank data disk boots from the imported disk, and what the guest writes to
-its data disk is still there after a restart. Two TCG boots; the VM stays for the other storage modules."""
+its data disk is still there after a restart. Two TCG boots; the VM stays for the other storage modules
+(tests/e2e/storage.py), or goes when none follows."""
 import time
 
 import pytest
@@ -12,7 +13,7 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def booted(cluster):
+def booted(cluster, request):
     c.ensure_kubevirt()
     if c.get("vm", s.VM, s.NS) is not None:  # a VM of an earlier run: start from a fresh import
         s.delete_vm()
@@ -23,7 +24,9 @@ def booted(cluster):
         for name in (s.ROOT_DV, s.DATA_DV)), 600, 2) and time.monotonic() - start
     vmi = s.wait_for_shell()
     print(f"\nDataVolumes imported in {imported:.0f}s, guest shell up {time.monotonic() - start:.0f}s after apply")
-    return vmi
+    yield vmi
+    if s.last_user(request):
+        s.delete_vm()
 
 
 def test_the_datavolumes_are_owned_by_the_vm_and_report_100_percent(booted):
