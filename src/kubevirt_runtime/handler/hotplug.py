@@ -15,7 +15,6 @@ what a launcher pod that is gone left behind.
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +55,12 @@ def mount_points(mountinfo: str = "/proc/self/mountinfo") -> list[str]:
         return [_unescape(line.split()[4]) for line in f if len(line.split()) > 4]
 
 
+def is_mount(path, points=None) -> bool:
+    """From the mount table: os.path.ismount compares devices, and misses a bind mount from the same filesystem
+    (a local PV on the node's disk, or the disk file bind-mounted into the emptyDir)."""
+    return str(path) in set(mount_points() if points is None else points)
+
+
 def mounted_volumes(kubelet_root: str, launcher_pod_uid: str, points=None) -> frozenset:
     base = str(hotplug_dir(kubelet_root, launcher_pod_uid)) + "/"
     points = mount_points() if points is None else points
@@ -79,16 +84,17 @@ def mounted_launchers(kubelet_root: str, points=None) -> dict[str, set]:
     return out
 
 
-def attachment_source(kubelet_root: str, pod_uid: str) -> str | None:
+def attachment_source(kubelet_root: str, pod_uid: str, points=None) -> str | None:
     """The PVC's directory in an attachment pod's volume directory (a local or hostPath-like plugin mounts
     it at volumes/<plugin>/<pv>, CSI at volumes/<plugin>/<pv>/mount); None until the kubelet mounted it."""
     volumes = Path(kubelet_root) / "pods" / pod_uid / "volumes"
     if not volumes.is_dir():
         return None
+    points = set(mount_points() if points is None else points)
     for plugin in sorted(volumes.iterdir()):
         for entry in sorted(plugin.iterdir()) if plugin.is_dir() else []:
             for candidate in (entry / "mount", entry):
-                if os.path.ismount(candidate):
+                if is_mount(candidate, points):
                     return str(candidate)
     return None
 
@@ -108,7 +114,7 @@ def mount(source: str, kubelet_root: str, launcher_pod_uid: str, volume: str) ->
     if not directory.is_dir():
         raise HotplugError(f"{directory} does not exist: the launcher pod has no hotplug-disks emptyDir")
     target = directory / f"{volume}.img"
-    if os.path.ismount(target):
+    if is_mount(target):
         return
     target.touch()
     _run("mount", "--bind", str(disk), str(target))
@@ -117,7 +123,7 @@ def mount(source: str, kubelet_root: str, launcher_pod_uid: str, volume: str) ->
 
 def unmount(kubelet_root: str, launcher_pod_uid: str, volume: str) -> None:
     target = hotplug_dir(kubelet_root, launcher_pod_uid) / f"{volume}.img"
-    if os.path.ismount(target):
+    if is_mount(target):
         _run("umount", str(target))
         log.info("unmounted %s", target)
     target.unlink(missing_ok=True)

@@ -2,7 +2,7 @@
 import pytest
 
 from kubevirt_runtime.handler.decide import AttachVolume, DetachVolume, MountVolume, UnmountVolume, hotplug_actions
-from kubevirt_runtime.handler.hotplug import HotplugLookup, HotplugView
+from kubevirt_runtime.handler.hotplug import HotplugLookup, HotplugView, attachment_source
 from kubevirt_runtime.handler.volumes import volume_status
 
 HOT = {"name": "hot", "persistentVolumeClaim": {"claimName": "hot-pvc", "hotpluggable": True}}
@@ -75,3 +75,12 @@ LAUNCHER = {"metadata": {"name": "virt-launcher-vm1-x", "namespace": "ns", "uid"
 def test_an_attachment_pod_leads_to_the_vmi_it_serves(labels, owner, key):
     pod = {"metadata": {"name": "hp-1", "namespace": "ns", "labels": labels, "ownerReferences": [{"uid": owner}]}}
     assert HotplugLookup(Store([LAUNCHER, pod]), "/var/lib/kubelet").vmi_key(pod) == key
+
+
+def test_the_attachment_pods_volume_is_found_from_the_mount_table(tmp_path):
+    # a local PV is a bind mount from the node's own filesystem: only the mount table tells it is mounted
+    pv = tmp_path / "pods" / "pod-uid" / "volumes" / "kubernetes.io~local-volume" / "pvc-1"
+    pv.mkdir(parents=True)
+    assert attachment_source(str(tmp_path), "pod-uid", points=["/", str(tmp_path)]) is None
+    assert attachment_source(str(tmp_path), "pod-uid", points=["/", str(pv)]) == str(pv)
+    assert attachment_source(str(tmp_path), "other-uid", points=[str(pv)]) is None
