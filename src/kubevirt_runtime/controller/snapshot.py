@@ -23,7 +23,7 @@ import logging
 
 from ..api import cdi
 from ..api import snapshot as snap
-from ..api.constants import VMIPhase
+from ..api.constants import ConditionType, VMIPhase
 from ..api.status import now_iso, parse_time, set_condition
 from ..api.volumes import claim_name, is_hotpluggable
 from ..machinery.events import NORMAL, WARNING
@@ -170,6 +170,11 @@ def indications(online: bool, capture: dict | None) -> tuple[list, list]:
     return [i for i, _m in found], [{"indication": i, "message": m} for i, m in found]
 
 
+def agent_connected(vmi: dict | None) -> bool:
+    return any(c.get("type") == ConditionType.AGENT_CONNECTED and c.get("status") == "True"
+               for c in ((vmi or {}).get("status") or {}).get("conditions") or [])
+
+
 # ---------------------------------------------------------------- the loop
 
 class SnapshotController(Reconciler):
@@ -236,14 +241,16 @@ class SnapshotController(Reconciler):
         vmi = self.vmi_store.get(f"{namespace}/{source_name}")
         online = vmi is not None and (vmi.get("status") or {}).get("phase") == VMIPhase.RUNNING
         if content is None:
-            return self._start(snapshot, status, vm, online)
+            return self._start(snapshot, status, vm, online, agent_connected(vmi))
         self._lock(vm, snapshot)
         self._progress(snapshot, status, vm, vmi, content, online)
 
     # -- steps
 
-    def _start(self, snapshot, status, vm, online):
-        """Lock the VM, record what is in the snapshot and write the content."""
+    def _start(self, snapshot, status, vm, online, agent):
+        """Lock the VM, record what is in the snapshot and write the content. The indications are written here,
+        from the VMI as it is now (as upstream): the sync that copies the running disks may have to be retried,
+        and its retry no longer sees the copy."""
         namespace = snapshot["metadata"]["namespace"]
         self._lock(vm, snapshot)
         volumes, excluded = split_volumes(vm, online)
@@ -262,6 +269,7 @@ class SnapshotController(Reconciler):
                 raise
         status["sourceUID"] = vm["metadata"]["uid"]
         status["virtualMachineSnapshotContentName"] = body["metadata"]["name"]
+        status["indications"], status["sourceIndications"] = indications(online, {"guestAgent": agent})
         status["snapshotVolumes"] = {"includedVolumes": [v["name"] for v in volumes],
                                      "excludedVolumes": [v["name"] for v in excluded]}
         self._write(snapshot, progressing_status(status, now_iso(), "Source locked and operation in progress"))

@@ -109,3 +109,13 @@ def test_done_volumes_counts_only_ready_ones():
     content = {"status": {"volumeSnapshotStatus": [{"volumeSnapshotName": "a", "readyToUse": True},
                                                    {"volumeSnapshotName": "b", "readyToUse": False}]}}
     assert sc.done_volumes(content) == {"a"} and sc.done_volumes({}) == set()
+
+
+@pytest.mark.parametrize("conditions,connected", [
+    ([{"type": "AgentConnected", "status": "True"}], True),
+    ([{"type": "AgentConnected", "status": "False"}], False),
+    ([{"type": "Ready", "status": "True"}], False),
+])
+def test_agent_connected_decides_the_indication_written_at_the_start(conditions, connected):
+    assert sc.agent_connected({"status": {"conditions": conditions}}) is connected
+    assert sc.agent_connected(None) is False
