@@ -117,8 +117,8 @@ class VirtController:
         self.hotplug_controller = HotplugController(pods, self.vmi_informer, self.pod_informer, self.hotplug_informer,
                                                     self.recorder, config.launcher_image, config.launcher_pull_policy)
         image = config.importer_image or config.launcher_image
-        snapshots, contents, restores = (ResourceClient(api_client, r, counters) for r in (SNAPSHOTS, CONTENTS,
-                                                                                            RESTORES))
+        snapshots, contents, restores = (ResourceClient(api_client, r, counters)
+                                         for r in (SNAPSHOTS, CONTENTS, RESTORES))
         vms = ResourceClient(api_client, VMS, counters)
         self.snapshot_informer = Informer(snapshots, namespace)
         self.content_informer = Informer(contents, namespace)

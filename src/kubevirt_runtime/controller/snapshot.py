@@ -232,8 +232,9 @@ class SnapshotController(Reconciler):
             self._unlock(vm, snapshot)
             return
         if deadline_passed(snapshot, datetime.datetime.now(datetime.timezone.utc)):
-            return self._fail(snapshot, status, vm, content, f"snapshot did not finish within its failureDeadline "
-                                                              f"({snap.failure_deadline(snapshot):.0f}s)")
+            limit = snap.failure_deadline(snapshot)
+            return self._fail(snapshot, status, vm, content,
+                              f"snapshot did not finish within its failureDeadline ({limit:.0f}s)")
         if vm is None:
             self._write(snapshot, progressing_status(status, now, f"Source VirtualMachine {source_name} does not "
                                                                   "exist"))
@@ -436,4 +437,3 @@ class SnapshotController(Reconciler):
             if exc.not_found:
                 return obj
             raise
-

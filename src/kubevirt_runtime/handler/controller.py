@@ -417,12 +417,12 @@ class VMIHandler(Reconciler):
                     disk = next((x for x in (spec.get("domain") or {}).get("devices", {}).get("disks") or []
                                  if x.get("name") == action.volume), {"name": action.volume, "disk": {"bus": "scsi"}})
                     state = client.attach_volume(disk, volume)
-                    self._event(vmi, "Normal", "VolumeReady", f"Successfully attach hotplugged volume "
-                                                             f"{action.volume} to VM")
+                    self._event(vmi, "Normal", "VolumeReady",
+                                f"Successfully attach hotplugged volume {action.volume} to VM")
                 else:
                     state = client.detach_volume(action.volume)
-                    self._event(vmi, "Normal", "VolumeDetached", f"Successfully detach hotplugged volume "
-                                                                f"{action.volume} from VM")
+                    self._event(vmi, "Normal", "VolumeDetached",
+                                f"Successfully detach hotplugged volume {action.volume} from VM")
                 self.registry.update(uid, domain=state)
         except (hp.HotplugError, LauncherError, StopIteration) as exc:
             log.warning("VMI %s: %s of volume %s failed: %s", key, type(action).__name__, action.volume, exc)

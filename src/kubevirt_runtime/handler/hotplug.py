@@ -100,7 +100,7 @@ def attachment_source(kubelet_root: str, pod_uid: str, points=None) -> str | Non
 
 
 def _run(*argv: str) -> None:
-    proc = subprocess.run(argv, capture_output=True, text=True)
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise HotplugError(f"{' '.join(argv)}: {proc.stderr.strip() or proc.returncode}")
 

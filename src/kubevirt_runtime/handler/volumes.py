@@ -20,11 +20,11 @@ def _hotplug_fields(name: str, attached: set, hotplug: HotplugView) -> dict:
     if name in attached:
         phase, reason, message = READY, "VolumeReady", f"Successfully attach hotplugged volume {name} to VM"
     elif name in hotplug.mounted:
-        phase, reason, message = MOUNTED_TO_POD, "VolumeMountedToPod", f"Volume {name} has been mounted in " \
-                                                                        "virt-launcher pod"
+        phase, reason = MOUNTED_TO_POD, "VolumeMountedToPod"
+        message = f"Volume {name} has been mounted in virt-launcher pod"
     elif name in hotplug.sources:
-        phase, reason, message = ATTACHED_TO_NODE, "SuccessfulCreate", f"Created hotplug attachment pod " \
-                                                                        f"{pod[0] if pod else ''}, for volume {name}"
+        phase, reason = ATTACHED_TO_NODE, "SuccessfulCreate"
+        message = f"Created hotplug attachment pod {pod[0] if pod else ''}, for volume {name}"
     else:
         phase, reason, message = PENDING, "VolumePending", f"waiting for the attachment pod of volume {name} to " \
                                                            "run on the node"
