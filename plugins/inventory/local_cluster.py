@@ -60,6 +60,7 @@ plugin: kubevirt.ops.local_cluster
 """
 
 import os
+import sys
 
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin
@@ -81,7 +82,7 @@ class InventoryModule(BaseInventoryPlugin):
         try:
             record = lc.read_record(os.path.join(netns_root, "nodes.json"))
             shape = lc.layout(self.get_option("nodes"), self.get_option("control_plane_nodes"),
-                              self.get_option("node_cidr"), netns_root, record, cluster)
+                              self.get_option("node_cidr"), netns_root, record, cluster, sys.executable)
         except lc.LayoutError as exc:
             raise AnsibleParserError(f"{path}: {exc}") from None
         self.inventory.set_variable("all", "cluster_name", cluster)

@@ -47,10 +47,11 @@ def read_record(path: str) -> dict:
 
 
 def layout(nodes: int | None, control_plane_nodes: int | None, node_cidr: str, netns_root: str,
-           record: dict | None = None, cluster_name: str = "kubevirt-ops") -> dict:
+           record: dict | None = None, cluster_name: str = "kubevirt-ops", controller_python: str = "python3") -> dict:
     """{"hosts": {name: hostvars}, "groups": {group: [hosts]}, "children": {group: [groups]}, "vars": {...}}.
 
-    `nodes` / `control_plane_nodes` None: as recorded (else 1)."""
+    `nodes` / `control_plane_nodes` None: as recorded (else 1). `controller_python`: the interpreter of node01,
+    the controller itself (a path: ansible-core does not template variables an inventory plugin sets)."""
     record = record or {}
     recorded = [node_index(n) for n in record.get("nodes") or []]
     count = max([nodes or 1] + recorded)
@@ -71,7 +72,7 @@ def layout(nodes: int | None, control_plane_nodes: int | None, node_cidr: str, n
         address = str(network.network_address + i)
         hostvars = {"node_ip": address}
         if i == 1:
-            hostvars.update(ansible_connection="local", ansible_python_interpreter="{{ ansible_playbook_python }}")
+            hostvars.update(ansible_connection="local", ansible_python_interpreter=controller_python)
         else:
             hostvars.update(ansible_host=address, ansible_user="root", ansible_ssh_private_key_file=key,
                             ansible_ssh_common_args=SSH_OPTIONS, ansible_python_interpreter="/usr/bin/python3",

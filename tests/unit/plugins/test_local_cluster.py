@@ -11,6 +11,8 @@ def test_one_node_is_this_host_in_every_group():
     assert list(shape["hosts"]) == ["node01"]
     assert shape["hosts"]["node01"]["ansible_connection"] == "local"
     assert shape["hosts"]["node01"]["node_ip"] == "10.222.0.1"
+    assert lc.layout(None, None, "10.222.0.0/24", ROOT, controller_python="/venv/bin/python")["hosts"]["node01"][
+        "ansible_python_interpreter"] == "/venv/bin/python"
     assert shape["groups"] == {"kube_control_plane": ["node01"], "etcd": ["node01"], "kube_node": ["node01"],
                                "netns_nodes": []}
 
