@@ -60,9 +60,11 @@ up)
     for dir in "$@"; do
       src="$root/fs/$(echo "$dir" | tr / _)"
       mkdir -p "$src" "$dir"
-      binds="$binds mount --bind '$src' '$dir';"
+      binds="$binds mount --bind '$src' '$dir'; mount --make-shared '$dir';"
     done
-    # slave: the host's mounts (new ones too) show inside, the node's own never leak out
+    # slave: the host's mounts (new ones too) show inside, the node's own never leak out; each own directory is
+    # also shared within the node, as a host's are, so a container's Bidirectional mount (virt-handler's
+    # /var/lib/kubelet/pods, for hotplugged disks) reaches the node and the other pods
     unshare --mount="$nsdir/$name" --propagation slave sh -c "$binds"
     changed=1
   fi
