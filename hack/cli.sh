@@ -53,5 +53,9 @@ if [ "$(field ansible_connection)" = local ]; then
   exec "$@"
 fi
 key=$(field ansible_ssh_private_key_file)
+# ssh joins its arguments into one line for the remote shell: quote each, so CMD's words arrive as they were given
+remote=()
+[ $# -eq 0 ] || remote=("$(printf '%q ' "$@")")
 # shellcheck disable=SC2046  # the inventory's ssh options, one word each
-exec ssh -i "$key" $(field ansible_ssh_common_args) $([ $# -eq 0 ] && echo -t) "$(field ansible_user)@$(field ansible_host)" "$@"
+exec ssh -i "$key" $(field ansible_ssh_common_args) $([ $# -eq 0 ] && echo -t) "$(field ansible_user)@$(field ansible_host)" \
+  "${remote[@]}"
