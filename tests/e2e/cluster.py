@@ -199,7 +199,8 @@ def console_line(vm: str, namespace: str, command: str, timeout=120) -> str:
     text does not contain (split by quotes)."""
     import uuid
     n = uuid.uuid4().hex[:8]
-    proc = virtctl("console", vm, "-n", namespace, "--send", f"\\recho OUT\"\"{n}=$({command}) END\"\"{n}\\r",
+    # "$( " with a space: a command that starts with "(" must not turn it into an arithmetic "$(("
+    proc = virtctl("console", vm, "-n", namespace, "--send", f"\\recho OUT\"\"{n}=$( {command} ) END\"\"{n}\\r",
                    "--until", f"END{n}", "--timeout", str(timeout), timeout=timeout + 30)
     found = re.findall(rf"OUT{n}=(.*?) END{n}", proc.stdout)
     assert found, f"no output for {command!r}: {proc.stdout[-1500:]} {proc.stderr[-500:]}"
