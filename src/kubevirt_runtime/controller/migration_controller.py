@@ -18,11 +18,12 @@ from ..machinery.cluster_config import StaticClusterConfig
 from ..machinery.events import NORMAL
 from ..machinery.expectations import ControllerExpectations
 from ..machinery.reconciler import Reconciler
-from ..machinery.resource import JSON_PATCH, ApiError, Resource
+from ..machinery.resource import ApiError, Resource
 from ..machinery.store import label_index, object_key, split_key
 from ..machinery.workqueue import RateLimitingQueue
 from . import migration as d
 from .migration_pod import render_target_pod
+from .patches import patch_finalizers
 
 log = logging.getLogger(__name__)
 VMIMS = Resource("kubevirt.io", "v1", m.PLURAL, kind=m.KIND)
@@ -148,10 +149,11 @@ class MigrationController(Reconciler):
         """Performs one action; returns the migration as it now is (None ends this sync)."""
         namespace, name = split_key(key)
         if isinstance(action, d.AddFinalizer):
-            return self._patch_finalizers(migration, (migration["metadata"].get("finalizers") or []) + [m.FINALIZER])
+            finalizers = migration["metadata"].get("finalizers") or []
+            return patch_finalizers(self.migrations, migration, finalizers + [m.FINALIZER])
         if isinstance(action, d.RemoveFinalizer):
-            self._patch_finalizers(migration, [f for f in migration["metadata"].get("finalizers") or []
-                                               if f != m.FINALIZER])
+            finalizers = migration["metadata"].get("finalizers") or []
+            patch_finalizers(self.migrations, migration, [f for f in finalizers if f != m.FINALIZER])
             return None
         if isinstance(action, d.SetStatus):
             if action.status == (migration.get("status") or {}):
@@ -214,12 +216,6 @@ class MigrationController(Reconciler):
         meta = vmi["metadata"]
         self.vmis.patch_status(meta["name"], {"metadata": {"resourceVersion": meta["resourceVersion"]},
                                               "status": status}, meta["namespace"])
-
-    def _patch_finalizers(self, migration, finalizers):
-        meta = migration["metadata"]
-        patch = [{"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]},
-                 {"op": "add", "path": "/metadata/finalizers", "value": finalizers}]
-        return self.migrations.patch(meta["name"], patch, meta["namespace"], content_type=JSON_PATCH)
 
 
 def evacuation_migration(vmi: dict) -> dict:

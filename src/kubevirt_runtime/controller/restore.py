@@ -29,6 +29,7 @@ from ..machinery.store import object_key
 from ..machinery.workqueue import RateLimitingQueue
 from . import storage_pods
 from .datavolume import MAX_RESTARTS, POD_BY_OWNER, pod_outcome
+from .patches import lock_vm, set_finalizer, unlock_vm
 
 log = logging.getLogger(__name__)
 
@@ -311,32 +312,10 @@ class RestoreController(Reconciler):
                 raise
 
     def _lock(self, vm, restore):
-        if (vm.get("status") or {}).get(snap.RESTORE_IN_PROGRESS) == restore["metadata"]["name"]:
-            return
-        self.vms.patch_status(vm["metadata"]["name"], {"status": {snap.RESTORE_IN_PROGRESS:
-                                                                  restore["metadata"]["name"]}},
-                              vm["metadata"]["namespace"])
+        lock_vm(self.vms, vm, snap.RESTORE_IN_PROGRESS, restore["metadata"]["name"])
 
     def _unlock(self, vm, restore):
-        if vm is None or (vm.get("status") or {}).get(snap.RESTORE_IN_PROGRESS) != restore["metadata"]["name"]:
-            return
-        try:
-            self.vms.patch_status(vm["metadata"]["name"], {"status": {snap.RESTORE_IN_PROGRESS: None}},
-                                  vm["metadata"]["namespace"])
-        except ApiError as exc:
-            if not exc.not_found:
-                raise
+        unlock_vm(self.vms, vm, snap.RESTORE_IN_PROGRESS, restore["metadata"]["name"])
 
     def _finalizer(self, restore, add):
-        meta = restore["metadata"]
-        finalizers = [f for f in meta.get("finalizers") or [] if f != snap.RESTORE_FINALIZER]
-        if add:
-            finalizers.append(snap.RESTORE_FINALIZER)
-        patch = [{"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]},
-                 {"op": "add", "path": "/metadata/finalizers", "value": finalizers}]
-        try:
-            return self.restores.patch(meta["name"], patch, meta["namespace"], content_type=JSON_PATCH)
-        except ApiError as exc:
-            if exc.not_found:
-                return restore
-            raise
+        return set_finalizer(self.restores, restore, snap.RESTORE_FINALIZER, add)

@@ -28,11 +28,12 @@ from ..api.status import now_iso, parse_time, set_condition
 from ..api.volumes import claim_name, is_hotpluggable
 from ..machinery.events import NORMAL, WARNING
 from ..machinery.reconciler import Reconciler
-from ..machinery.resource import JSON_PATCH, ApiError, Resource
+from ..machinery.resource import ApiError, Resource
 from ..machinery.store import object_key
 from ..machinery.workqueue import RateLimitingQueue
 from . import storage_pods
 from .datavolume import MAX_RESTARTS, POD_BY_OWNER, pod_outcome
+from .patches import lock_vm, set_finalizer, unlock_vm
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +225,7 @@ class SnapshotController(Reconciler):
         if snapshot["metadata"].get("deletionTimestamp"):
             return self._delete(snapshot, vm, content)
         if snap.SNAPSHOT_FINALIZER not in (snapshot["metadata"].get("finalizers") or []):
-            snapshot = self._finalizers(self.snapshots, snapshot, add=True)
+            snapshot = set_finalizer(self.snapshots, snapshot, snap.SNAPSHOT_FINALIZER, True)
         status = copy.deepcopy(snapshot.get("status") or {})
         phase = status.get("phase")
         now = now_iso()
@@ -373,7 +374,7 @@ class SnapshotController(Reconciler):
                 if not exc.not_found:
                     raise
         if snap.SNAPSHOT_FINALIZER in (snapshot["metadata"].get("finalizers") or []):
-            self._finalizers(self.snapshots, snapshot, add=False)
+            set_finalizer(self.snapshots, snapshot, snap.SNAPSHOT_FINALIZER, False)
 
     # -- writes
 
@@ -407,33 +408,7 @@ class SnapshotController(Reconciler):
                 raise
 
     def _lock(self, vm, snapshot):
-        if vm is None or (vm.get("status") or {}).get(snap.SNAPSHOT_IN_PROGRESS) == snapshot["metadata"]["name"]:
-            return
-        self.vms.patch_status(vm["metadata"]["name"], {"status": {snap.SNAPSHOT_IN_PROGRESS:
-                                                                  snapshot["metadata"]["name"]}},
-                              vm["metadata"]["namespace"])
+        lock_vm(self.vms, vm, snap.SNAPSHOT_IN_PROGRESS, snapshot["metadata"]["name"])
 
     def _unlock(self, vm, snapshot):
-        if vm is None or (vm.get("status") or {}).get(snap.SNAPSHOT_IN_PROGRESS) != snapshot["metadata"]["name"]:
-            return
-        try:
-            self.vms.patch_status(vm["metadata"]["name"], {"status": {snap.SNAPSHOT_IN_PROGRESS: None}},
-                                  vm["metadata"]["namespace"])
-        except ApiError as exc:
-            if not exc.not_found:
-                raise
-
-    @staticmethod
-    def _finalizers(client, obj, add):
-        meta = obj["metadata"]
-        finalizers = [f for f in meta.get("finalizers") or [] if f != snap.SNAPSHOT_FINALIZER]
-        if add:
-            finalizers.append(snap.SNAPSHOT_FINALIZER)
-        patch = [{"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]},
-                 {"op": "add", "path": "/metadata/finalizers", "value": finalizers}]
-        try:
-            return client.patch(meta["name"], patch, meta["namespace"], content_type=JSON_PATCH)
-        except ApiError as exc:
-            if exc.not_found:
-                return obj
-            raise
+        unlock_vm(self.vms, vm, snap.SNAPSHOT_IN_PROGRESS, snapshot["metadata"]["name"])

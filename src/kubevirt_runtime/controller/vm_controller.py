@@ -28,10 +28,11 @@ from ..machinery.events import NORMAL, WARNING
 from ..machinery.expectations import ControllerExpectations
 from ..machinery.logs import obj_fields
 from ..machinery.reconciler import Reconciler
-from ..machinery.resource import JSON_PATCH, ApiError
+from ..machinery.resource import ApiError
 from ..machinery.store import object_key
 from ..machinery.workqueue import RateLimitingQueue
 from .instancetype import ExpansionError
+from .patches import patch_finalizers
 from .vm_status import backoff_left, desired_vm_status, has_start_request, has_stop_request_for
 
 log = logging.getLogger(__name__)
@@ -161,8 +162,7 @@ class VMController(Reconciler):
                 self._remove_vm_finalizer(vm)
             return vm
         if VM_CONTROLLER_FINALIZER not in (vm["metadata"].get("finalizers") or []):
-            vm = self._patch_finalizers(self.vms, vm, (vm["metadata"].get("finalizers") or []) +
-                                        [VM_CONTROLLER_FINALIZER])
+            vm = patch_finalizers(self.vms, vm, (vm["metadata"].get("finalizers") or []) + [VM_CONTROLLER_FINALIZER])
         strategy = effective_run_strategy(vm)
         phase = ((vmi or {}).get("status") or {}).get("phase")
         if strategy == RunStrategy.ALWAYS:
@@ -252,7 +252,7 @@ class VMController(Reconciler):
     def _remove_vm_finalizer(self, vm):
         finalizers = vm["metadata"].get("finalizers") or []
         if VM_CONTROLLER_FINALIZER in finalizers:
-            self._patch_finalizers(self.vms, vm, [f for f in finalizers if f != VM_CONTROLLER_FINALIZER])
+            patch_finalizers(self.vms, vm, [f for f in finalizers if f != VM_CONTROLLER_FINALIZER])
 
     def _release_vmi(self, vmi):
         """Drop our finalizer from a VMI whose end we have recorded (final, or deleted with its pod gone)."""
@@ -262,17 +262,10 @@ class VMController(Reconciler):
         done = vmi_is_final(vmi) or (vmi["metadata"].get("deletionTimestamp") and VMI_FINALIZER not in finalizers)
         if done:
             try:
-                self._patch_finalizers(self.vmis, vmi, [f for f in finalizers if f != VM_CONTROLLER_FINALIZER])
+                patch_finalizers(self.vmis, vmi, [f for f in finalizers if f != VM_CONTROLLER_FINALIZER])
             except ApiError as exc:
                 if not exc.not_found:
                     raise
-
-    @staticmethod
-    def _patch_finalizers(client, obj, finalizers):
-        meta = obj["metadata"]
-        patch = [{"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]},
-                 {"op": "add", "path": "/metadata/finalizers", "value": finalizers}]
-        return client.patch(meta["name"], patch, meta["namespace"], content_type=JSON_PATCH)
 
     def _write_status(self, cached, vm, status):
         if status == (cached.get("status") or {}):

@@ -18,12 +18,13 @@ from ..machinery.expectations import ControllerExpectations
 from ..machinery.logs import obj_fields
 from ..machinery.own_writes import OwnWrites
 from ..machinery.reconciler import Reconciler
-from ..machinery.resource import JSON_PATCH, ApiError
+from ..machinery.resource import ApiError
 from ..machinery.store import label_index, object_key
 from ..machinery.workqueue import RateLimitingQueue
 from .config import ControllerConfig
 from .launcher_pod import launcher_pod_name, render_launcher_pod
 from .migration_controller import current_pod
+from .patches import patch_finalizers
 from .vmi_status import POD_FINAL, desired_vmi_status, pod_finished_at
 
 log = logging.getLogger(__name__)
@@ -221,11 +222,8 @@ class VMIController(Reconciler):
         return self._patch_finalizers(vmi, (vmi["metadata"].get("finalizers") or []) + [VMI_FINALIZER])
 
     def _patch_finalizers(self, vmi, finalizers):
-        meta = vmi["metadata"]
-        patch = [{"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]},
-                 {"op": "add", "path": "/metadata/finalizers", "value": finalizers}]
-        updated = self.vmis.patch(meta["name"], patch, meta["namespace"], content_type=JSON_PATCH)
-        self.own_writes.wrote(object_key(vmi), meta["resourceVersion"])
+        updated = patch_finalizers(self.vmis, vmi, finalizers)
+        self.own_writes.wrote(object_key(vmi), vmi["metadata"]["resourceVersion"])
         return updated
 
     def _write_status(self, vmi, status):
