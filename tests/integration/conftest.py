@@ -103,8 +103,17 @@ class ControllerProcess:
         return self.log_path.read_text(errors="replace")
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call":
+        item.call_failed = report.failed
+    return report
+
+
 @pytest.fixture
-def virt_controller(control_plane):
+def virt_controller(request, control_plane):
+    """On failure the controllers' logs are printed at teardown, so a CI report shows what they did."""
     started = []
 
     def start(leader_elect=True, extra_args=()):
@@ -115,6 +124,10 @@ def virt_controller(control_plane):
     yield start
     for proc in started:
         proc.terminate()
+    if getattr(request.node, "call_failed", False):
+        for proc in started:
+            print(f"--- {proc.log_path.name} (last 200 lines)")
+            print("\n".join(proc.log().splitlines()[-200:]))
 
 
 os.environ.setdefault("PYTHONUNBUFFERED", "1")

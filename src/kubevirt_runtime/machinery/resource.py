@@ -20,6 +20,9 @@ JSON_PATCH = "application/json-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 
 
+DEFAULT_TIMEOUT = (10, 60)  # seconds to connect, to read
+
+
 class ApiError(Exception):
     """A non-2xx answer from the API server."""
 
@@ -128,6 +131,8 @@ class ResourceClient:
         REQUESTS_METRIC.labels(verb, label).inc()
         for counter in self.counters:
             counter.add(verb, label)
+        if timeout is None and not stream:
+            timeout = DEFAULT_TIMEOUT  # a request that never returns would hold a controller worker forever
         # the REST layer JSON-encodes dicts and lists itself for every application/*json content type
         response = self.api.call_api(method, url, header_params=headers, body=body, _request_timeout=timeout)
         if stream and 200 <= response.status < 300:

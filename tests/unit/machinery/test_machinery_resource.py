@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from kubevirt_runtime.machinery.resource import VMS, ApiError, ResourceClient
+from kubevirt_runtime.machinery.resource import DEFAULT_TIMEOUT, VMS, ApiError, ResourceClient
 
 
 class Response:
@@ -18,6 +18,7 @@ class Response:
 class RecordingApi:
     def __init__(self, status=200, body=None):
         self.sent = []
+        self.timeouts = []
         self.status, self.body = status, body
 
     def param_serialize(self, method, resource_path, query_params, header_params, auth_settings):
@@ -26,6 +27,7 @@ class RecordingApi:
 
     def call_api(self, method, url, header_params, body, _request_timeout):
         self.sent.append((method, url, header_params.get("Content-Type"), body))
+        self.timeouts.append(_request_timeout)
         return Response(self.status, self.body)
 
 
@@ -53,3 +55,13 @@ def test_request_reaches_any_path_and_errors_carry_method_and_path():
         vms.request("PUT", path, body={}, subresource="start")
     assert (err.value.status, err.value.method, err.value.path, err.value.reason) == (403, "PUT", path, "Forbidden")
     assert api.sent == [("PUT", path, "application/json", {})]
+
+
+def test_every_plain_request_has_a_timeout_so_a_hung_server_cannot_hold_a_worker_forever():
+    api = RecordingApi(body={})
+    vms = ResourceClient(api, VMS)
+    vms.create({"metadata": {"name": "a"}}, "ns")
+    vms.patch("a", {"spec": {}}, "ns")
+    vms.request("GET", "/api/v1/pods", timeout=5)
+    assert api.timeouts[:2] == [DEFAULT_TIMEOUT, DEFAULT_TIMEOUT]
+    assert api.timeouts[2] == 5
