@@ -306,6 +306,8 @@ def _progress(obs: Observed, phase: str) -> list:
                    "mode": "PreCopy"}
         if obs.source_pod is not None:
             handoff["sourcePod"] = obs.source_pod["metadata"]["name"]
+        # the VMI status is merge-patched: an earlier migration's fields (failed, completed, ...) must be nulled
+        handoff.update({field: None for field in state if field not in handoff})
         return [HandOff(handoff, node), Event("Normal", "PreparingTarget",
                                               "Migration target pod is ready for preparation by virt-handler.")]
 

@@ -88,6 +88,17 @@ def test_a_running_target_pod_is_scheduled_then_handed_to_the_target_handler():
                              "mode": "PreCopy"}
 
 
+def test_the_handoff_clears_what_an_earlier_migration_left_in_the_vmi():
+    earlier = {"migrationUid": "mig-0", "sourceNode": "node01", "targetNode": "node02", "failed": True,
+               "failureReason": "the target node's migration proxy did not answer", "endTimestamp": stamp(-50)}
+    actions = decide(migration(P.SCHEDULED), vmi(state=earlier), [pod()])
+    state = next(a for a in actions if isinstance(a, d.HandOff)).state
+    assert state["migrationUid"] == "mig-1"
+    assert state["failed"] is None and state["failureReason"] is None and state["endTimestamp"] is None
+    handed = vmi(state={k: v for k, v in state.items() if v is not None})
+    assert "DeletePods" not in kinds(decide(migration(P.SCHEDULED), handed, [pod()]))
+
+
 def test_an_unschedulable_target_times_out_and_is_deleted():
     waiting = decide(migration(P.SCHEDULING), vmi(), [pod(phase="Pending", unschedulable_since=-30)])
     assert kinds(waiting) == ["Requeue"] and 269 <= waiting[0].after <= 271
