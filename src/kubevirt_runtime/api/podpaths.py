@@ -17,6 +17,11 @@ CONTAINER_DISK_DIR = "/var/run/kubevirt/container-disks"
 # takes mounts from the host: mountPropagation HostToContainer).
 HOTPLUG_DISK_DIR = "/var/run/kubevirt/hotplug-disks"
 
+# libvirt's runtime directory (its sockets, and a migration's under kubevirt-migration/) is PRIVATE_DIR's
+# LIBVIRT_RUNTIME_SUBPATH, so virt-handler reaches them through the kubelet's pod directory.
+LIBVIRT_RUNTIME_DIR = "/run/libvirt"
+LIBVIRT_RUNTIME_SUBPATH = "libvirt/run"
+
 # Under PRIVATE_DIR:
 PVC_DISKS = "vmi-disks"        # <volume>/disk.img: a persistentVolumeClaim or dataVolume (filesystem mode)
 HOST_DISKS = "host-disks"      # <volume>/: the node directory holding a hostDisk's file

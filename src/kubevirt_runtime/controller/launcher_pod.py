@@ -56,6 +56,8 @@ from ..api.podpaths import (
     HOST_DISKS,
     HOTPLUG_DISK_DIR,
     KERNEL_BOOT_DIR,
+    LIBVIRT_RUNTIME_DIR,
+    LIBVIRT_RUNTIME_SUBPATH,
     PRIVATE_DIR,
     PVC_DISKS,
     SECRETS,
@@ -179,6 +181,7 @@ class _PodVolumes:
         self.volumes = [{"name": "sockets", "emptyDir": {}}, {"name": "private", "emptyDir": {}},
                         {"name": "hotplug-disks", "emptyDir": {}}]
         self.mounts = [{"name": "sockets", "mountPath": SOCKET_DIR}, {"name": "private", "mountPath": PRIVATE_DIR},
+                       {"name": "private", "mountPath": LIBVIRT_RUNTIME_DIR, "subPath": LIBVIRT_RUNTIME_SUBPATH},
                        {"name": "hotplug-disks", "mountPath": HOTPLUG_DISK_DIR, "mountPropagation": "HostToContainer"}]
         self.service_account = None
 

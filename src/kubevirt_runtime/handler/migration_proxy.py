@@ -28,12 +28,13 @@ import ssl
 import threading
 from pathlib import Path
 
+from kubevirt_runtime.api.podpaths import LIBVIRT_RUNTIME_SUBPATH
 from kubevirt_runtime.machinery.streams import splice
 
 log = logging.getLogger(__name__)
 
-MIGRATION_SUBDIR = "libvirt/run/kubevirt-migration"
-LIBVIRT_SOCKET = "libvirt/run/libvirt-sock"
+MIGRATION_SUBDIR = f"{LIBVIRT_RUNTIME_SUBPATH}/kubevirt-migration"
+LIBVIRT_SOCKET = f"{LIBVIRT_RUNTIME_SUBPATH}/libvirt-sock"
 CHANNELS = {"libvirt": "libvirt.sock", "memory": "memory.sock", "disks": "disks.sock"}
 HEADER_LIMIT = 4096
 CONNECT_TIMEOUT = 10.0

@@ -114,7 +114,8 @@ def _ensure_qemu_account(base: Path, libc) -> None:
 def prepare_container() -> None:
     """In a pod the container is already the launcher's own mount namespace, and an unprivileged launcher
     (no CAP_SYS_ADMIN) could not unshare one: libvirt uses its fixed directories in the container's file
-    system, and the QEMU account goes into the container's own /etc files."""
+    system (the pod mounts its private emptyDir's libvirt/run on /run/libvirt, where virt-handler reaches the
+    sockets), and the QEMU account goes into the container's own /etc files."""
     for target in BIND_DIRS:
         os.makedirs(target, exist_ok=True)
     for name, content in _qemu_account_files().items():

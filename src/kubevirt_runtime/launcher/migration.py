@@ -1,7 +1,7 @@
 """The launcher's half of a live migration: libvirt moves the domain, virt-handler carries the bytes.
 
-Both launchers see the same paths (each pod mounts its own private directory at the same place, and a local
-launcher has /run/libvirt of its own in its mount namespace). Under /run/libvirt/kubevirt-migration/:
+Both launchers see the same paths: /run/libvirt is the private directory's libvirt/run (a pod mounts that
+subPath of its private emptyDir there; a local launcher bind-mounts it in its own mount namespace). Under /run/libvirt/kubevirt-migration/:
 
 - ``libvirt.sock``: on the source, where its libvirtd connects to "the destination libvirtd" (peer to peer):
   the source virt-handler listens there and forwards, over TLS to the target virt-handler, to the target
@@ -30,7 +30,6 @@ LIBVIRT_SOCKET = "libvirt.sock"
 MEMORY_SOCKET = "memory.sock"
 DISKS_SOCKET = "disks.sock"
 CHANNELS = (LIBVIRT_SOCKET, MEMORY_SOCKET, DISKS_SOCKET)
-HOST_SUBDIR = "libvirt/run/kubevirt-migration"  # the same directory, relative to the private directory
 DOMAIN_HERE = "domain-migrated-in"  # a target's marker in its private directory once the domain runs there
 
 # upstream's defaults (virt-config): seconds without progress, seconds per GiB of guest memory

@@ -42,7 +42,7 @@ def test_pod_matches_the_handler_contract():
     assert compute["securityContext"] == {
         "privileged": False, "allowPrivilegeEscalation": False, "runAsUser": 0, "runAsNonRoot": False,
         "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE", "SETUID", "SETGID", "SETPCAP", "DAC_OVERRIDE"]}}
-    mounts = {m["name"]: m["mountPath"] for m in compute["volumeMounts"]}
+    mounts = {m["name"]: m["mountPath"] for m in compute["volumeMounts"] if "subPath" not in m}
     assert mounts["sockets"] == "/var/run/kubevirt/sockets"
     assert mounts["private"] == "/var/run/kubevirt-private"
     assert "/var/run/kubevirt-private/vmi-disks/data" in mounts.values()
@@ -233,3 +233,11 @@ def test_devices_are_requested_and_limited_alike():
     resources = pod["spec"]["containers"][-1]["resources"]
     assert resources["requests"]["devices.kubevirt.io/tun"] == resources["limits"]["devices.kubevirt.io/tun"] == "1"
     assert "devices.kubevirt.io/kvm" not in resources["limits"]
+
+
+def test_libvirts_runtime_dir_is_in_the_private_empty_dir_where_the_handler_reaches_migration_sockets():
+    from kubevirt_runtime.handler.migration_proxy import LIBVIRT_SOCKET, MIGRATION_SUBDIR
+    compute = render_launcher_pod(default_vmi(VMI), ControllerConfig(launcher_image="img:1"))["spec"]["containers"][-1]
+    mount = next(m for m in compute["volumeMounts"] if m["mountPath"] == "/run/libvirt")
+    assert mount["name"] == "private"
+    assert MIGRATION_SUBDIR.startswith(mount["subPath"] + "/") and LIBVIRT_SOCKET.startswith(mount["subPath"] + "/")
