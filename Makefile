@@ -56,10 +56,8 @@ test-integration: $(STAMP) node-packages binaries
 	$(PYTEST) -q tests/integration
 
 # The session's cluster has two nodes (E2E_NODES), so VMs migrate between them.
-# Live migration fails on the local cluster today (the target launcher's libvirt directory is not reachable
-# through node02's kubelet directory): its tests run on their own, outside make test, until that is fixed.
 test-e2e: $(STAMP) ui browser
-	$(PYTEST) -q tests/e2e --ignore=tests/e2e/test_migration.py
+	$(PYTEST) -q tests/e2e
 
 test-migration: $(STAMP) ui browser
 	$(PYTEST) -q tests/e2e/test_migration.py
