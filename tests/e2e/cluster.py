@@ -1,4 +1,5 @@
 """Drive the real playbooks and inspect what a cluster leaves on this host."""
+import datetime
 import json
 import os
 import re
@@ -147,6 +148,15 @@ def demo_vm(name, namespace="default", memory="128Mi"):
     template["spec"]["domain"]["memory"]["guest"] = memory
     template["spec"]["domain"]["resources"] = {"requests": {"memory": memory}}
     return vm
+
+
+def create_to_running(vmi) -> float:
+    """Seconds from the VMI's creation to its Running transition (the API's 1 s resolution)."""
+    def epoch(stamp):
+        return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    running = next(t["phaseTransitionTimestamp"] for t in vmi["status"]["phaseTransitionTimestamps"]
+                   if t["phase"] == "Running")
+    return epoch(running) - epoch(vmi["metadata"]["creationTimestamp"])
 
 
 def apply(*objects):

@@ -1,6 +1,6 @@
-"""The VM the storage e2e modules share (one per session, reused): the demo disk imported into a DataVolume
-from the node's containerd (registry source), a blank DataVolume as a data disk, and cloud-init; and a serial
-console shell to read and write the data disk from inside the guest."""
+"""The VM the storage e2e modules share (one per session, reused): the demo disk imported over http into a
+DataVolume from a web server in a pod (reached by its Service name through cluster DNS), a blank DataVolume as
+a data disk, and cloud-init; and a serial console shell to read and write the data disk from inside the guest."""
 import re
 import uuid
 
@@ -12,11 +12,52 @@ VM, NS = "vm-storage", "default"
 ROOT_DV, DATA_DV = f"{VM}-root", f"{VM}-data"
 DATA_DEVICE = "/dev/vdb"  # disks get virtio targets in spec order: root vda, data vdb, cloud-init vdc
 TOKEN_BYTES = 16
+SERVER = "kvo-disk-server"  # a pod and its Service: busybox httpd serving the demo disk and BIG_MIB of noise
+SERVER_URL = f"http://{SERVER}.{NS}.svc.cluster.local"
+BIG_MIB = 128
 
 
 def demo_image():
     vm = next(d for d in yaml.safe_load_all(c.DEMO_MANIFEST.read_text()) if d and d["kind"] == "VirtualMachine")
     return next(v["containerDisk"]["image"] for v in vm["spec"]["template"]["spec"]["volumes"] if "containerDisk" in v)
+
+
+def launcher_image():
+    controller = c.kubectl_json("get", "deployment", "virt-controller", "-n", c.KUBEVIRT_NAMESPACE)
+    command = controller["spec"]["template"]["spec"]["containers"][0]["command"]
+    return next(a.split("=", 1)[1] for a in command if a.startswith("--launcher-image="))
+
+
+def disk_server():
+    """The web server pod and Service, made if absent; returns its base URL once it serves. The launcher
+    image's static busybox serves /www: demo.img copied out of the demo containerDisk, and big.img."""
+    if not c.get("pod", SERVER, NS):
+        busybox, www = "/var/run/kvo/busybox", "/www"
+        mounts = [{"name": "bin", "mountPath": "/var/run/kvo"}, {"name": "www", "mountPath": www}]
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": SERVER, "namespace": NS,
+                                                               "labels": {"app": SERVER}},
+               "spec": {"volumes": [{"name": "bin", "emptyDir": {}}, {"name": "www", "emptyDir": {}}],
+                        "initContainers": [
+                            {"name": "busybox", "image": launcher_image(), "imagePullPolicy": "IfNotPresent",
+                             "command": ["/bin/busybox", "cp", "/bin/busybox", busybox], "volumeMounts": mounts},
+                            {"name": "disks", "image": demo_image(), "imagePullPolicy": "IfNotPresent",
+                             "command": [busybox, "sh", "-c", f"{busybox} cp /disk/demo.img {www}/demo.img && "
+                                         f"{busybox} dd if=/dev/urandom of={www}/big.img bs=1M count={BIG_MIB}"],
+                             "volumeMounts": mounts}],
+                        "containers": [{"name": "httpd", "image": launcher_image(),
+                                        "imagePullPolicy": "IfNotPresent",
+                                        "command": ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", www],
+                                        "ports": [{"containerPort": 8080}], "volumeMounts": mounts,
+                                        "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1}}]}}
+        service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": SERVER, "namespace": NS},
+                   "spec": {"selector": {"app": SERVER}, "ports": [{"port": 80, "targetPort": 8080}]}}
+        c.apply(pod, service)
+    c.kubectl("wait", "-n", NS, f"pod/{SERVER}", "--for=condition=Ready", "--timeout=300s", timeout=320)
+    return SERVER_URL
+
+
+def delete_disk_server():
+    c.kubectl("delete", "pod,service", SERVER, "-n", NS, "--ignore-not-found", "--wait=false")
 
 
 def manifest():
@@ -30,7 +71,7 @@ def manifest():
                        {"name": "datadisk", "dataVolume": {"name": DATA_DV}}, cloud_init]
     vm["spec"]["dataVolumeTemplates"] = [
         {"metadata": {"name": ROOT_DV},
-         "spec": {"source": {"registry": {"url": f"docker://{demo_image()}"}},
+         "spec": {"source": {"http": {"url": f"{SERVER_URL}/demo.img"}},
                   "storage": {"resources": {"requests": {"storage": "64Mi"}}}}},
         {"metadata": {"name": DATA_DV},
          "spec": {"source": {"blank": {}}, "storage": {"resources": {"requests": {"storage": "16Mi"}}}}}]
@@ -84,6 +125,7 @@ def ensure_vm():
     answers."""
     vm = c.get("vm", VM, NS)
     if vm is None:
+        disk_server()
         c.apply(manifest())
     elif vm["spec"].get("runStrategy") == "Halted":
         assert c.virtctl("start", VM, "-n", NS).returncode == 0
@@ -93,6 +135,7 @@ def ensure_vm():
 def delete_vm():
     c.kubectl("delete", "vm", VM, "-n", NS, "--ignore-not-found", "--wait=true", timeout=300)
     c.kubectl("delete", "dv", ROOT_DV, DATA_DV, "-n", NS, "--ignore-not-found", timeout=300)
+    delete_disk_server()
 
 
 def last_user(request) -> bool:

@@ -1,5 +1,5 @@
-"""DataVolumes on the local cluster (local-path PVCs): a VM whose dataVolumeTemplates import the demo disk from
-the node's containerd and make a blank data disk boots from the imported disk, and what the guest writes to
+"""DataVolumes on the local cluster (local-path PVCs): a VM whose dataVolumeTemplates import the demo disk over
+http from a web server in a pod and make a blank data disk boots from the imported disk, and what the guest writes to
 its data disk is still there after a restart. Two TCG boots; the VM stays for the other storage modules
 (tests/e2e/storage.py), or goes when none follows."""
 import time
@@ -17,13 +17,18 @@ def booted(cluster, request):
     c.ensure_kubevirt()
     if c.get("vm", s.VM, s.NS) is not None:  # a VM of an earlier run: start from a fresh import
         s.delete_vm()
+    s.disk_server()
     start = time.monotonic()
     c.apply(s.manifest())
     imported = c.wait_for("both DataVolumes Succeeded", lambda: all(
         ((c.get("dv", name, s.NS) or {}).get("status") or {}).get("phase") == "Succeeded"
         for name in (s.ROOT_DV, s.DATA_DV)), 600, 2) and time.monotonic() - start
     vmi = s.wait_for_shell()
-    print(f"\nDataVolumes imported in {imported:.0f}s, guest shell up {time.monotonic() - start:.0f}s after apply")
+    print(f"\nDataVolumes imported in {imported:.0f}s, guest shell up {time.monotonic() - start:.0f}s after apply; "
+          f"VMI create to Running on the PVCs: {c.create_to_running(vmi):.0f}s")
+    demo = c.get("vmi", "vm-demo", "default")
+    if demo and demo.get("status", {}).get("phase") == "Running":
+        print(f"VMI create to Running of vm-demo (containerDisk): {c.create_to_running(demo):.0f}s")
     yield vmi
     if s.last_user(request):
         s.delete_vm()

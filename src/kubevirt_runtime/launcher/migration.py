@@ -1,7 +1,8 @@
 """The launcher's half of a live migration: libvirt moves the domain, virt-handler carries the bytes.
 
 Both launchers see the same paths: /run/libvirt is the private directory's libvirt/run (a pod mounts that
-subPath of its private emptyDir there; a local launcher bind-mounts it in its own mount namespace). Under /run/libvirt/kubevirt-migration/:
+subPath of its private emptyDir there; a local launcher bind-mounts it in its own mount namespace).
+Under /run/libvirt/kubevirt-migration/:
 
 - ``libvirt.sock``: on the source, where its libvirtd connects to "the destination libvirtd" (peer to peer):
   the source virt-handler listens there and forwards, over TLS to the target virt-handler, to the target
