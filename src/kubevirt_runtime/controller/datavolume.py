@@ -6,6 +6,9 @@ ImportInProgress (CloneInProgress, UploadReady) -> Succeeded, or Failed. While t
 read from its /metrics (as CDI's controller does) into status.progress. A failure the importer calls
 permanent (HTTP 404, an image larger than the PVC) or too many restarts fail the DataVolume with the
 importer's message; otherwise the kubelet restarts the container and status.restartCount counts it.
+The DataVolumes of one VM are imported on one node, as the VM's pod needs all its disks on node-local
+storage: once one of them is placed (the scheduler's selected-node on its PVC), the others' importers are
+pinned there; until then only the first by name starts (`placement()`).
 Once done the PVC is annotated cdi.kubevirt.io/storage.populatedFor, so the DataVolume stays Succeeded,
 and the importer pod is deleted. A PVC that already exists and carries that annotation (or
 storage.prePopulated) for this DataVolume, e.g. one a VM restore wrote, is adopted without an import.
@@ -39,6 +42,8 @@ POD_BY_OWNER = "owner-uid"
 STORAGE_POD_SELECTOR = f"{storage_pods.APP_LABEL}={cdi.APP_LABEL_VALUE}"
 MAX_RESTARTS = 3  # retries of failures the importer thinks worth one
 PROGRESS_POLL_SECONDS = 2.0
+PLACEMENT_POLL_SECONDS = 1.0
+SELECTED_NODE = "volume.kubernetes.io/selected-node"  # the scheduler's, on a WaitForFirstConsumer claim
 
 
 def controller_owner_uid(obj: dict) -> list[str]:
@@ -100,6 +105,39 @@ def pod_outcome(pod: dict) -> PodOutcome:
                       permanent=now_permanent or last_permanent, terminated_ok=now_code == 0)
 
 
+# ---------------------------------------------------------------- placement
+
+@dataclass(frozen=True)
+class Placement:
+    node: str | None = None  # where a sibling's disk already is: the import goes there too
+    wait: str | None = None  # the sibling whose placement decides first
+
+
+def vm_owner_uid(dv: dict) -> str | None:
+    for ref in dv["metadata"].get("ownerReferences") or []:
+        if ref.get("kind") == "VirtualMachine" and ref.get("controller"):
+            return ref.get("uid")
+    return None
+
+
+def placement(dv: dict, siblings: list[tuple[dict, dict | None, dict | None]]) -> Placement:
+    """Where the import of `dv` must run, given the (DataVolume, PVC, importer pod) of the other DataVolumes of
+    its VM (pure)."""
+    for _sibling, pvc, pod in siblings:
+        node = (((pvc or {}).get("metadata") or {}).get("annotations") or {}).get(SELECTED_NODE) \
+            or ((pod or {}).get("spec") or {}).get("nodeName")
+        if node:
+            return Placement(node=node)
+    name = dv["metadata"]["name"]
+    for sibling, _pvc, pod in siblings:
+        other = sibling["metadata"]["name"]
+        if pod is not None and not pod["metadata"].get("deletionTimestamp"):
+            return Placement(wait=other)
+        if other < name and ((sibling.get("status") or {}).get("phase") or "") not in cdi.Phase.FINAL:
+            return Placement(wait=other)
+    return Placement()
+
+
 # ---------------------------------------------------------------- the plan
 
 @dataclass
@@ -110,6 +148,7 @@ class Plan:
     delete_pod: bool = False
     annotate_pvc: dict | None = None  # metadata merge patch of the PVC (populatedFor, adoption)
     poll_progress: bool = False
+    wait_for_placement: bool = False
     events: list = field(default_factory=list)
 
 
@@ -149,7 +188,7 @@ def new_pvc(dv: dict, default_class: str | None) -> dict:
 
 def plan(dv: dict, pvc: dict | None, pod: dict | None, *, default_class: str | None = None,
          source_pvc: dict | None = None, progress: float | None = None, image: str = "",
-         pull_policy: str = "IfNotPresent", now: str | None = None) -> Plan:
+         pull_policy: str = "IfNotPresent", now: str | None = None, place: Placement = Placement()) -> Plan:
     """What to do for one DataVolume, from the caches (pure)."""
     now = now or now_iso()
     meta, spec = dv["metadata"], dv["spec"]
@@ -206,8 +245,14 @@ def plan(dv: dict, pvc: dict | None, pod: dict | None, *, default_class: str | N
     if _populated_for(pvc, meta["name"]):
         out.delete_pod = pod is not None
         return _succeeded(out, status, bound_condition(), "", now)
+    if pod is None and place.wait:
+        status["phase"] = cdi.Phase.PENDING
+        conditions(bound_condition(), ("False", "Pending", f"waiting for DataVolume {place.wait} to be placed: a "
+                                       "VM's disks share one node"), ("False", "", ""))
+        out.wait_for_placement = True
+        return out
     if pod is None:
-        out.create_pod = storage_pods.importer_pod(dv, target_size(dv, source_pvc), image, pull_policy)
+        out.create_pod = storage_pods.importer_pod(dv, target_size(dv, source_pvc), image, pull_policy, place.node)
         status["phase"] = cdi.scheduled_phase(kind)
         status["progress"] = "N/A"
         conditions(bound_condition(), ("False", "Pending", "the importer pod is being created"), ("False", "", ""))
@@ -332,10 +377,28 @@ class DataVolumeController(Reconciler):
         if pod is not None and (pod.get("status") or {}).get("phase") == "Running":
             progress = self.progress_reader(pod)
         todo = plan(dv, pvc, pod, default_class=default_storage_class(self.class_store.list()),
-                    source_pvc=source_pvc, progress=progress, image=self.image, pull_policy=self.pull_policy)
+                    source_pvc=source_pvc, progress=progress, image=self.image, pull_policy=self.pull_policy,
+                    place=placement(dv, self._siblings(dv)) if pod is None else Placement())
         self._act(dv, pod, todo)
         if todo.poll_progress:
             self.queue.add_after(key, PROGRESS_POLL_SECONDS)
+        if todo.wait_for_placement:
+            self.queue.add_after(key, PLACEMENT_POLL_SECONDS)
+
+    def _siblings(self, dv):
+        """(DataVolume, PVC, importer pod) of the other DataVolumes of the VM that owns `dv`."""
+        owner = vm_owner_uid(dv)
+        if owner is None:
+            return []
+        namespace, out = dv["metadata"]["namespace"], []
+        for other in self.dv_store.list():
+            meta = other["metadata"]
+            if meta.get("namespace") != namespace or meta["uid"] == dv["metadata"]["uid"] or \
+                    vm_owner_uid(other) != owner:
+                continue
+            pods = list(self.pod_store.by_index(POD_BY_OWNER, meta["uid"]))
+            out.append((other, self.pvc_store.get(f"{namespace}/{meta['name']}"), pods[0] if pods else None))
+        return out
 
     def _act(self, dv, pod, todo: Plan):
         meta = dv["metadata"]

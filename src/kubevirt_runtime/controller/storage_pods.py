@@ -71,8 +71,9 @@ def _container(image, args, mounts, owner_uid, pull_policy="IfNotPresent", ready
     return container
 
 
-def importer_pod(dv: dict, target_size: int | None, image: str, pull_policy: str = "IfNotPresent") -> dict:
-    """The pod that fills a DataVolume's PVC (same name as the DataVolume) from its source."""
+def importer_pod(dv: dict, target_size: int | None, image: str, pull_policy: str = "IfNotPresent",
+                 node: str | None = None) -> dict:
+    """The pod that fills a DataVolume's PVC (same name as the DataVolume) from its source; `node` pins it."""
     meta, spec = dv["metadata"], dv["spec"]
     kind = cdi.source_kind(spec)
     source = spec["source"][kind]
@@ -117,8 +118,8 @@ def importer_pod(dv: dict, target_size: int | None, image: str, pull_policy: str
     role = {"upload": "cdi-upload-server", "pvc": "clone"}.get(kind, "importer")
     prefix = cdi.UPLOAD_PREFIX if kind == "upload" else cdi.IMPORTER_PREFIX
     container = _container(image, args, mounts, meta["uid"], pull_policy, ready_probe=kind == "upload")
-    return _pod(prefix + meta["name"], meta["namespace"], role, dv, container, volumes, init,
-                spec.get("priorityClassName"))
+    return pin_to_node(_pod(prefix + meta["name"], meta["namespace"], role, dv, container, volumes, init,
+                            spec.get("priorityClassName")), node)
 
 
 def copy_pod(name: str, owner: dict, role: str, source_claim: str, source_file: str, target_claim: str,
@@ -137,6 +138,11 @@ def copy_pod(name: str, owner: dict, role: str, source_claim: str, source_file: 
     volumes = [_claim_volume("data", target_claim), _claim_volume("source", source_claim, not remove_source)]
     pod = _pod(name, owner["metadata"]["namespace"], role, owner,
                _container(image, args, mounts, owner["metadata"]["uid"], pull_policy), volumes)
+    return pin_to_node(pod, node)
+
+
+def pin_to_node(pod: dict, node: str | None) -> dict:
+    """Requires `node` for the pod (where node-local data it works on lives); None leaves it free."""
     if node:
         pod["spec"]["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
             "nodeSelectorTerms": [{"matchExpressions": [

@@ -402,10 +402,13 @@ class VMIHandler(Reconciler):
         """Mount/attach/detach/unmount one hotplugged volume; a failure is an event and a retry, never the end of
         the guest."""
         try:
-            if isinstance(action, d.MountVolume):
-                hp.mount(action.source, self.hotplug.kubelet_root, hotplug.launcher_pod_uid, action.volume)
-            elif isinstance(action, d.UnmountVolume):
-                hp.unmount(self.hotplug.kubelet_root, hotplug.launcher_pod_uid, action.volume)
+            if isinstance(action, (d.MountVolume, d.UnmountVolume)):
+                if isinstance(action, d.MountVolume):
+                    hp.mount(action.source, self.hotplug.kubelet_root, hotplug.launcher_pod_uid, action.volume)
+                else:
+                    hp.unmount(self.hotplug.kubelet_root, hotplug.launcher_pod_uid, action.volume)
+                # this sync's view of the mounts is now stale and no event follows a mount: look again
+                self.queue.add(key)
             else:
                 path = self.registry.watch_path(uid)
                 if path is None:

@@ -205,3 +205,50 @@ def test_the_loop_creates_pvc_then_pod_then_finishes():
     writes = len(dvs.calls)
     controller.sync("ns/disk")
     assert len(dvs.calls) == writes  # nothing left to write
+
+
+def vm_dv(name, phase=None):
+    body = dv(phase=phase)
+    body["metadata"].update(name=name, uid=f"uid-{name}",
+                            ownerReferences=[{"kind": "VirtualMachine", "name": "vm", "uid": "vm-uid",
+                                              "controller": True}])
+    return body
+
+
+def placed_pvc(node):
+    return pvc(annotations={dvc.SELECTED_NODE: node} if node else {})
+
+
+def importer(node=None, deleting=False):
+    body = pod(phase="Pending")
+    body["metadata"] = {"name": "importer-x", "namespace": "ns", "uid": "pod-x"}
+    body["spec"] = {"nodeName": node} if node else {}
+    if deleting:
+        body["metadata"]["deletionTimestamp"] = NOW
+    return body
+
+
+@pytest.mark.parametrize("name,siblings,expected", [
+    ("b-root", [], dvc.Placement()),
+    ("b-root", [(vm_dv("a-data", "Succeeded"), placed_pvc("node02"), None)], dvc.Placement(node="node02")),
+    ("a-root", [(vm_dv("b-data", "ImportInProgress"), placed_pvc(None), importer("node01"))],
+     dvc.Placement(node="node01")),
+    ("a-root", [(vm_dv("b-data", "ImportScheduled"), placed_pvc(None), importer())], dvc.Placement(wait="b-data")),
+    ("b-root", [(vm_dv("a-data", "Pending"), None, None)], dvc.Placement(wait="a-data")),
+    ("a-root", [(vm_dv("b-data", "Pending"), None, None)], dvc.Placement()),
+    ("b-root", [(vm_dv("a-data", "Failed"), placed_pvc(None), None)], dvc.Placement()),
+    ("b-root", [(vm_dv("a-data", "ImportScheduled"), placed_pvc(None), importer(deleting=True))],
+     dvc.Placement(wait="a-data")),
+])
+def test_a_vms_datavolumes_are_imported_on_one_node(name, siblings, expected):
+    assert dvc.placement(vm_dv(name), siblings) == expected
+
+
+def test_a_placed_import_is_pinned_and_a_waiting_one_makes_no_pod():
+    pinned = dvc.plan(dv(), pvc(), None, image=IMAGE, now=NOW, place=dvc.Placement(node="node02"))
+    terms = pinned.create_pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert terms["nodeSelectorTerms"][0]["matchExpressions"][0]["values"] == ["node02"]
+    waiting = dvc.plan(dv(), pvc(), None, image=IMAGE, now=NOW, place=dvc.Placement(wait="a-data"))
+    assert waiting.create_pod is None and waiting.wait_for_placement
+    assert waiting.status["phase"] == "Pending"
+    assert "a-data" in next(c for c in waiting.status["conditions"] if c["type"] == "Running")["message"]
