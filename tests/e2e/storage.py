@@ -36,7 +36,8 @@ def disk_server():
         mounts = [{"name": "bin", "mountPath": "/var/run/kvo"}, {"name": "www", "mountPath": www}]
         pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": SERVER, "namespace": NS,
                                                                "labels": {"app": SERVER}},
-               "spec": {"volumes": [{"name": "bin", "emptyDir": {}}, {"name": "www", "emptyDir": {}}],
+               "spec": {"terminationGracePeriodSeconds": 1,  # httpd as PID 1 ignores SIGTERM
+                        "volumes": [{"name": "bin", "emptyDir": {}}, {"name": "www", "emptyDir": {}}],
                         "initContainers": [
                             {"name": "busybox", "image": launcher_image(), "imagePullPolicy": "IfNotPresent",
                              "command": ["/bin/busybox", "cp", "/bin/busybox", busybox], "volumeMounts": mounts},
@@ -57,7 +58,7 @@ def disk_server():
 
 
 def delete_disk_server():
-    c.kubectl("delete", "pod,service", SERVER, "-n", NS, "--ignore-not-found", "--wait=false")
+    c.kubectl("delete", "pod,service", SERVER, "-n", NS, "--ignore-not-found", "--wait=true", timeout=120)
 
 
 def manifest():
