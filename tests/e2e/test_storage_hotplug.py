@@ -24,9 +24,11 @@ def scsi_disks():
 @pytest.fixture(scope="module")
 def blank_dv(cluster, request):
     c.ensure_kubevirt()
-    s.ensure_vm()
+    node = s.ensure_vm()["status"]["nodeName"]
+    # node-local storage: the claim goes where the VM runs (the DataVolume's annotations reach its claim)
     c.apply({"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume",
-             "metadata": {"name": HOTPLUG_DV, "namespace": s.NS},
+             "metadata": {"name": HOTPLUG_DV, "namespace": s.NS,
+                          "annotations": {"volume.kubernetes.io/selected-node": node}},
              "spec": {"source": {"blank": {}}, "storage": {"resources": {"requests": {"storage": "8Mi"}}}}})
     c.wait_for(f"{HOTPLUG_DV} Succeeded", lambda: ((c.get("dv", HOTPLUG_DV, s.NS) or {}).get("status") or {})
                .get("phase") == "Succeeded", 300, 2)

@@ -176,7 +176,11 @@ def target_size(dv: dict, source_pvc: dict | None) -> int | None:
 
 def new_pvc(dv: dict, default_class: str | None) -> dict:
     meta = dv["metadata"]
-    annotations = {cdi.CONTENT_TYPE: dv["spec"].get("contentType") or "kubevirt"}
+    # as CDI's, the claim carries the DataVolume's annotations (e.g. the scheduler's selected-node, which
+    # places a claim of node-local storage on a given node)
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items()
+                   if k != "kubectl.kubernetes.io/last-applied-configuration"}
+    annotations[cdi.CONTENT_TYPE] = dv["spec"].get("contentType") or "kubevirt"
     labels = {"app": cdi.APP_LABEL_VALUE}
     return {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
             "metadata": {"name": meta["name"], "namespace": meta["namespace"], "labels": labels,

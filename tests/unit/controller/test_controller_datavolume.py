@@ -252,3 +252,11 @@ def test_a_placed_import_is_pinned_and_a_waiting_one_makes_no_pod():
     assert waiting.create_pod is None and waiting.wait_for_placement
     assert waiting.status["phase"] == "Pending"
     assert "a-data" in next(c for c in waiting.status["conditions"] if c["type"] == "Running")["message"]
+
+
+def test_the_claim_carries_the_datavolumes_annotations_so_a_user_can_place_it():
+    body = dv()
+    body["metadata"]["annotations"] = {dvc.SELECTED_NODE: "node02",
+                                       "kubectl.kubernetes.io/last-applied-configuration": "{}"}
+    annotations = dvc.new_pvc(body, "local-path")["metadata"]["annotations"]
+    assert annotations == {dvc.SELECTED_NODE: "node02", cdi.CONTENT_TYPE: "kubevirt"}
