@@ -2,6 +2,8 @@
 not know yet, and is failed (with a reason) once its launcher is really gone."""
 import pytest
 
+from kubevirt_runtime.handler import decide as d
+from kubevirt_runtime.handler import hotplug as hp
 from kubevirt_runtime.handler.controller import VMIHandler
 from kubevirt_runtime.handler.decide import MAX_MISSES, Lookup, Where
 from tests.unit.fakeapi import FakeRecorder, FakeResource
@@ -80,4 +82,19 @@ def test_a_starting_pod_is_waited_for(vmis):
     handler.locator.result = Lookup(Where.STARTING)
     handler.sync(KEY)
     assert phase(vmis) == "Scheduled"
+    handler.stop()
+
+
+@pytest.mark.parametrize("action", [d.MountVolume("disk1", "/pvc/disk.img"), d.UnmountVolume("disk1")])
+def test_a_hotplug_mount_change_is_looked_at_again(vmis, monkeypatch, action):
+    """No watch event follows a mount or an unmount, and this sync's view of the mounts is stale: without a
+    requeue the volume stayed Detaching until some unrelated event (74 s in the e2e)."""
+    calls = []
+    monkeypatch.setattr(hp, "mount", lambda *args: calls.append("mount"))
+    monkeypatch.setattr(hp, "unmount", lambda *args: calls.append("unmount"))
+    handler = handler_for(vmis, FakeLocator(Lookup(Where.ABSENT)))
+    handler.hotplug = hp.HotplugLookup(pod_store=None, kubelet_root="/nowhere")
+    vmi = vmis.get("v1", "ns")
+    assert handler._hotplug(KEY, vmi, "uid-1", action, hp.HotplugView(launcher_pod_uid="launcher-uid"))
+    assert calls and handler.queue.get(timeout=1) == KEY
     handler.stop()
