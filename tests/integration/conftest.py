@@ -11,6 +11,7 @@ Fixtures for everyone:
   ``.terminate()``, ``.metrics_port``); all are stopped (by pid) when the test ends.
 """
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,6 +38,8 @@ def control_plane():
         yield plane
     finally:
         plane.stop()
+        if not os.environ.get("KUBEVIRT_OPS_KEEP_TEST_DIRS"):  # etcd's data and the logs: 66 MiB a session
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

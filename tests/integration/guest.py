@@ -15,6 +15,7 @@ import glob
 import io
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -304,15 +305,26 @@ class LocalLauncher:
             self.pod_network.delete()
             return None
         if self.proc.poll() is None:
+            libvirtd = self.libvirtd_pid()
             self.proc.terminate()
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+                if libvirtd:  # the launcher stops its libvirtd itself; killed, it leaves it to PID 1
+                    _kill_if(libvirtd, "libvirtd")
         self.log.close()
         self.pod_network.delete()
         return self.proc.returncode
+
+
+def _kill_if(pid: int, name: str) -> None:
+    try:
+        if name in Path(f"/proc/{pid}/comm").read_text():
+            os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
 
 
 def read_until(console, marker: bytes, timeout: float) -> bytes:

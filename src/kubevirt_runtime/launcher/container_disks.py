@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -20,6 +21,13 @@ from kubevirt_runtime.api.podpaths import CONTAINER_DISK_MARKER
 log = logging.getLogger(__name__)
 PROC = Path("/proc")
 _resolved: dict[str, int] = {}  # volume -> pid of the containers this launcher reads from
+# Set when the launcher shuts down: a sync waiting for a container gives up at once, so the stop does not wait
+# for it (the sync holds the domain lock the stop needs).
+_shutting_down = threading.Event()
+
+
+def cancel_waits() -> None:
+    _shutting_down.set()
 _MARKER = re.compile(rb"^: " + re.escape(CONTAINER_DISK_MARKER.encode()) + rb"=([^;\s]+);")
 
 
@@ -55,7 +63,8 @@ def root_of(volume: str, fallback_dir: Path, timeout: float = 30.0, proc: Path =
             return proc / str(pid) / "root"
         if time.monotonic() >= deadline:
             raise LookupError(f"the container of containerDisk volume {volume!r} is not running in this pod")
-        time.sleep(0.1)
+        if _shutting_down.wait(0.1):
+            raise LookupError(f"the launcher is shutting down: no longer waiting for containerDisk {volume!r}")
 
 
 def stop_all(proc: Path = PROC) -> list[int]:

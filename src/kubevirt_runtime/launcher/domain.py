@@ -15,7 +15,7 @@ from kubevirt_runtime.api import timeline
 from kubevirt_runtime.api.network import interface_mac
 
 from . import accel as accel_mod
-from . import capture, disks, guest_agent, guest_ports, hotplug, network
+from . import capture, container_disks, disks, guest_agent, guest_ports, hotplug, network
 from . import migration as mig
 from .converter import ConverterContext, convert, domain_name, graphics_enabled
 from .podnet import pod_addresses
@@ -583,6 +583,7 @@ class DomainManager:
 
     def _shut_down(self, grace: int | None) -> dict:
         grace = self.grace_period if grace is None else int(grace)
+        container_disks.cancel_waits()  # a sync still waiting for a containerDisk holds the lock
         with self.lock:
             first = not self.stop_requested
             self.stop_requested = True
@@ -610,6 +611,7 @@ class DomainManager:
                 log.info("destroy: %s", exc)
 
     def kill(self) -> dict:
+        container_disks.cancel_waits()
         with self.lock:
             self.stop_requested = True
             if self.dom is None:

@@ -52,3 +52,17 @@ def test_the_disk_file_of_an_image(tmp_path):
     del volume["containerDisk"]["path"]
     with pytest.raises(ConversionError, match="expected one disk file in the image's /disk, found 2"):
         disks._container_disk_file(root, volume)
+
+
+def test_a_shutdown_ends_the_wait_for_a_container_at_once(tmp_path, monkeypatch):
+    """A pod deleted while its sync waits for a containerDisk must not wait out the 30 s (the sync holds the
+    domain lock that the shutdown needs; the integration run was SIGKILLed and leaked its libvirtd)."""
+    import threading
+    import time
+    monkeypatch.setattr(cd, "_shutting_down", threading.Event())
+    proc = fake_proc(tmp_path, {})
+    threading.Timer(0.2, cd.cancel_waits).start()
+    started = time.monotonic()
+    with pytest.raises(LookupError, match="shutting down"):
+        cd.root_of("rootdisk", tmp_path / "none", timeout=30, proc=proc)
+    assert time.monotonic() - started < 2
