@@ -129,7 +129,11 @@ down)
   if is_mounted "$nsdir/$name"; then umount "$nsdir/$name" || umount -l "$nsdir/$name"; changed=1; fi
   if [ -e "$nsdir/$name" ]; then rm -f "$nsdir/$name"; changed=1; fi
   if [ -e "/run/netns/$name" ]; then ip netns del "$name"; changed=1; fi
-  if ip link show "$host_if" >/dev/null 2>&1; then ip link del "$host_if"; changed=1; fi
+  # deleting the namespace removes the veth pair a moment later: a link gone meanwhile is fine
+  if ip link show "$host_if" >/dev/null 2>&1; then
+    ip link del "$host_if" 2>/dev/null || ! ip link show "$host_if" >/dev/null 2>&1 || exit 1
+    changed=1
+  fi
   for dir in $(cgroup_dirs "$cgroup"); do
     [ -d "$dir" ] || continue
     # killed processes leave their cgroups a moment later
