@@ -24,11 +24,11 @@ _resolved: dict[str, int] = {}  # volume -> pid of the containers this launcher 
 # Set when the launcher shuts down: a sync waiting for a container gives up at once, so the stop does not wait
 # for it (the sync holds the domain lock the stop needs).
 _shutting_down = threading.Event()
+_MARKER = re.compile(rb"^: " + re.escape(CONTAINER_DISK_MARKER.encode()) + rb"=([^;\s]+);")
 
 
 def cancel_waits() -> None:
     _shutting_down.set()
-_MARKER = re.compile(rb"^: " + re.escape(CONTAINER_DISK_MARKER.encode()) + rb"=([^;\s]+);")
 
 
 def find_all(proc: Path = PROC) -> dict[str, int]:
