@@ -32,20 +32,20 @@ def disk_server():
     """The web server pod and Service, made if absent; returns its base URL once it serves. The launcher
     image's static busybox serves /www: demo.img copied out of the demo containerDisk, and big.img."""
     if not c.get("pod", SERVER, NS):
-        busybox, www = "/var/run/kvo/busybox", "/www"
+        busybox, www, image = "/var/run/kvo/busybox", "/www", launcher_image()
         mounts = [{"name": "bin", "mountPath": "/var/run/kvo"}, {"name": "www", "mountPath": www}]
         pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": SERVER, "namespace": NS,
                                                                "labels": {"app": SERVER}},
                "spec": {"terminationGracePeriodSeconds": 1,  # httpd as PID 1 ignores SIGTERM
                         "volumes": [{"name": "bin", "emptyDir": {}}, {"name": "www", "emptyDir": {}}],
                         "initContainers": [
-                            {"name": "busybox", "image": launcher_image(), "imagePullPolicy": "IfNotPresent",
+                            {"name": "busybox", "image": image, "imagePullPolicy": "IfNotPresent",
                              "command": ["/bin/busybox", "cp", "/bin/busybox", busybox], "volumeMounts": mounts},
                             {"name": "disks", "image": demo_image(), "imagePullPolicy": "IfNotPresent",
                              "command": [busybox, "sh", "-c", f"{busybox} cp /disk/demo.img {www}/demo.img && "
                                          f"{busybox} dd if=/dev/urandom of={www}/big.img bs=1M count={BIG_MIB}"],
                              "volumeMounts": mounts}],
-                        "containers": [{"name": "httpd", "image": launcher_image(),
+                        "containers": [{"name": "httpd", "image": image,
                                         "imagePullPolicy": "IfNotPresent",
                                         "command": ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", www],
                                         "ports": [{"containerPort": 8080}], "volumeMounts": mounts,

@@ -39,6 +39,7 @@ PVCS = Resource("", "v1", "persistentvolumeclaims", kind="PersistentVolumeClaim"
 STORAGE_CLASSES = Resource("storage.k8s.io", "v1", "storageclasses", namespaced=False, kind="StorageClass")
 DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
 POD_BY_OWNER = "owner-uid"
+DV_BY_OWNER = "owner-uid"  # a VM's dataVolumeTemplates: the DataVolumes it controls
 STORAGE_POD_SELECTOR = f"{storage_pods.APP_LABEL}={cdi.APP_LABEL_VALUE}"
 MAX_RESTARTS = 3  # retries of failures the importer thinks worth one
 PROGRESS_POLL_SECONDS = 2.0
@@ -111,13 +112,6 @@ def pod_outcome(pod: dict) -> PodOutcome:
 class Placement:
     node: str | None = None  # where a sibling's disk already is: the import goes there too
     wait: str | None = None  # the sibling whose placement decides first
-
-
-def vm_owner_uid(dv: dict) -> str | None:
-    for ref in dv["metadata"].get("ownerReferences") or []:
-        if ref.get("kind") == "VirtualMachine" and ref.get("controller"):
-            return ref.get("uid")
-    return None
 
 
 def placement(dv: dict, siblings: list[tuple[dict, dict | None, dict | None]]) -> Placement:
@@ -344,6 +338,7 @@ class DataVolumeController(Reconciler):
         self.dv_store, self.pvc_store = dv_informer.store, pvc_informer.store
         self.pod_store, self.class_store = pod_informer.store, class_informer.store
         self.pod_store.add_indexers({POD_BY_OWNER: controller_owner_uid})
+        self.dv_store.add_indexers({DV_BY_OWNER: controller_owner_uid})
         self.recorder = recorder
         self.image, self.pull_policy = image, pull_policy
         self.progress_reader = progress_reader
@@ -390,18 +385,16 @@ class DataVolumeController(Reconciler):
             self.queue.add_after(key, PLACEMENT_POLL_SECONDS)
 
     def _siblings(self, dv):
-        """(DataVolume, PVC, importer pod) of the other DataVolumes of the VM that owns `dv`."""
-        owner = vm_owner_uid(dv)
-        if owner is None:
-            return []
-        namespace, out = dv["metadata"]["namespace"], []
-        for other in self.dv_store.list():
-            meta = other["metadata"]
-            if meta.get("namespace") != namespace or meta["uid"] == dv["metadata"]["uid"] or \
-                    vm_owner_uid(other) != owner:
-                continue
-            pods = list(self.pod_store.by_index(POD_BY_OWNER, meta["uid"]))
-            out.append((other, self.pvc_store.get(f"{namespace}/{meta['name']}"), pods[0] if pods else None))
+        """(DataVolume, PVC, importer pod) of the other DataVolumes of the VM that controls `dv`."""
+        out = []
+        for owner in controller_owner_uid(dv):
+            for other in self.dv_store.by_index(DV_BY_OWNER, owner):
+                meta = other["metadata"]
+                if meta["uid"] == dv["metadata"]["uid"]:
+                    continue
+                pods = list(self.pod_store.by_index(POD_BY_OWNER, meta["uid"]))
+                claim = self.pvc_store.get(f"{meta['namespace']}/{meta['name']}")
+                out.append((other, claim, pods[0] if pods else None))
         return out
 
     def _act(self, dv, pod, todo: Plan):
