@@ -157,7 +157,13 @@ def _fail(obs: Observed, reason: str, message: str, extra: tuple = ()) -> list:
     status = with_phase(obs.migration, Phase.FAILED, obs.now)
     if handed_off(obs):
         status["migrationState"] = vmi_state(obs.vmi)
-    return [*extra, SetStatus(status), Event("Warning", reason, message)]
+    return [*extra, *_clear_label(obs), SetStatus(status), Event("Warning", reason, message)]
+
+
+def _clear_label(obs: Observed) -> list:
+    """The VMI's target-node label goes before the final phase is written: whoever sees the phase sees no label."""
+    labels = (obs.vmi or {}).get("metadata", {}).get("labels") or {}
+    return [ClearVMILabel()] if handed_off(obs) and m.TARGET_NODE_LABEL in labels else []
 
 
 def _live_target_pods(obs: Observed) -> list[dict]:
@@ -233,8 +239,7 @@ def _deleting(obs: Observed, phase: str, finalizers: list) -> list:
         return actions  # the source handler reports how the abort ended; then the migration finishes
     if live:
         actions.append(DeletePods(_names(live), "the migration was deleted"))
-    if (obs.vmi or {}).get("metadata", {}).get("labels", {}).get(m.TARGET_NODE_LABEL) and handed_off(obs):
-        actions.append(ClearVMILabel())
+    actions += _clear_label(obs)
     if not live and m.FINALIZER in finalizers:
         actions.append(RemoveFinalizer())
     return actions
@@ -245,9 +250,7 @@ def _finished(obs: Observed, phase: str) -> list:
     live = _live_target_pods(obs)
     if phase == Phase.FAILED and live:
         actions.append(DeletePods(_names(live), "the migration failed"))
-    labels = (obs.vmi or {}).get("metadata", {}).get("labels") or {}
-    if handed_off(obs) and m.TARGET_NODE_LABEL in labels:
-        actions.append(ClearVMILabel())
+    actions += _clear_label(obs)
     source = obs.source_pod
     if phase == Phase.SUCCEEDED and source is not None and (source.get("status") or {}).get("phase") == "Succeeded" \
             and not source["metadata"].get("deletionTimestamp"):
@@ -318,7 +321,7 @@ def _progress(obs: Observed, phase: str) -> list:
     fields = {"migrationState": state}
     step = _next_phase(phase, state, vmi)
     if step == Phase.SUCCEEDED:
-        return [SetStatus(with_phase(migration, step, obs.now, **fields)),
+        return [*_clear_label(obs), SetStatus(with_phase(migration, step, obs.now, **fields)),
                 Event("Normal", "SuccessfulMigration", "Source node reported migration succeeded")]
     status = with_phase(migration, step, obs.now, **fields)
     return [SetStatus(status)] if status != (migration.get("status") or {}) else []

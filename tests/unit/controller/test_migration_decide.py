@@ -126,6 +126,10 @@ def test_after_the_handoff_the_phase_follows_the_handlers():
     done = {**base, "startTimestamp": stamp(), "completed": True}
     assert phase_of(decide(migration(P.RUNNING), vmi(state=done), [pod()])) == P.RUNNING  # nodeName did not move yet
     assert phase_of(decide(migration(P.RUNNING), vmi(node="node02", state=done), [pod()])) == P.SUCCEEDED
+    # the target-node label goes before Succeeded is written: a reader of Succeeded never sees it
+    labeled = decide(migration(P.RUNNING), vmi(node="node02", state=done, labels={m.TARGET_NODE_LABEL: "node02"}),
+                     [pod()])
+    assert kinds(labeled)[:2] == ["ClearVMILabel", "SetStatus"]
 
 
 def test_a_reported_failure_fails_the_migration_and_removes_the_target():
