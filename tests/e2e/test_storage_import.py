@@ -1,6 +1,8 @@
 """DataVolume imports besides the shared VM's (tests/e2e/storage.py): BIG_MIB of noise over http from the web
-server pod (the import throughput is printed), the demo disk from the node's containerd (registry source), and a
-URL the server does not have, which fails the DataVolume with the importer's message."""
+server pod (the import throughput is printed), the demo disk from the node's containerd (registry source), a
+qcow2 image from this host with `virtctl image-upload` (upload source), and a URL the server does not have,
+which fails the DataVolume with the importer's message."""
+import subprocess
 import time
 
 import pytest
@@ -57,6 +59,18 @@ def test_the_demo_disk_imports_from_the_nodes_containerd(server):
     c.wait_for("the registry import finished", lambda: finished("registry"), 300, 1)
     assert status("registry")["phase"] == "Succeeded", status("registry")
     assert c.get("pvc", "registry", NS)["status"]["phase"] == "Bound"
+
+
+def test_virtctl_image_upload_fills_a_datavolume_from_a_local_file(server, tmp_path):
+    image = tmp_path / "upload.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "32M"], check=True)
+    started = time.monotonic()
+    uploaded = c.virtctl("image-upload", "dv", "uploaded", "-n", NS, f"--image-path={image}", "--size=48Mi",
+                         "--wait-secs=240", timeout=300)
+    assert uploaded.returncode == 0, uploaded.stdout[-1000:] + uploaded.stderr[-1000:]
+    assert status("uploaded")["phase"] == "Succeeded", status("uploaded")
+    assert c.get("pvc", "uploaded", NS)["status"]["phase"] == "Bound"
+    print(f"\nvirtctl image-upload of a qcow2 into a new DataVolume: {time.monotonic() - started:.1f}s")
 
 
 def test_a_bad_url_fails_with_the_importers_message(server):
