@@ -117,6 +117,7 @@ REQUEST_GENERATION_KEY = "kubevirt-ops.io/vm-generation"
 APP_LABEL = "kubevirt.io"  # value "virt-launcher" on launcher pods
 LAUNCHER_APP_VALUE = "virt-launcher"
 CREATED_BY_LABEL = "kubevirt.io/created-by"  # VMI uid, on launcher pods
+LAUNCHER_ATTEMPT_ANNOTATION = "kubevirt.io/launcher-attempt"  # on a pod that replaces one the kubelet rejected
 NODE_NAME_LABEL = "kubevirt.io/nodeName"  # on VMIs once Scheduled
 VM_NAME_LABEL = "vm.kubevirt.io/name"  # on launcher pods
 DOMAIN_ANNOTATION = "kubevirt.io/domain"  # on launcher pods: the VMI name

@@ -42,6 +42,7 @@ from ..api.constants import (
     DEFAULT_GRACE_PERIOD_SECONDS,
     DOMAIN_ANNOTATION,
     LAUNCHER_APP_VALUE,
+    LAUNCHER_ATTEMPT_ANNOTATION,
     NODE_NAME_LABEL,
     VM_NAME_LABEL,
     VMI_KIND,
@@ -83,9 +84,12 @@ _POD_FIELDS = ("nodeSelector", "tolerations", "affinity", "topologySpreadConstra
 _PROBE_TIMINGS = ("initialDelaySeconds", "timeoutSeconds", "periodSeconds", "successThreshold", "failureThreshold")
 
 
-def launcher_pod_name(vmi):
+def launcher_pod_name(vmi, attempt=0):
+    """Derived from the VMI uid (and the attempt, for a pod that replaces one the kubelet rejected), so two
+    controllers racing each other create the same name and the API server refuses the second."""
     meta = vmi["metadata"]
-    digest = hashlib.sha256(meta["uid"].encode()).digest()
+    seed = meta["uid"] if not attempt else f"{meta['uid']}/{attempt}"
+    digest = hashlib.sha256(seed.encode()).digest()
     suffix = "".join(_NAME_CHARS[b % len(_NAME_CHARS)] for b in digest[:5])
     return f"virt-launcher-{meta['name']}-{suffix}"
 
@@ -307,8 +311,9 @@ def compute_resources(vmi, cluster=None) -> dict:
     return resources
 
 
-def render_launcher_pod(vmi, config=None, cluster=None):
-    """`config`: the controller's settings; `cluster`: the KubeVirt CR's configuration (api/cluster_config.py)."""
+def render_launcher_pod(vmi, config=None, cluster=None, attempt=0):
+    """`config`: the controller's settings; `cluster`: the KubeVirt CR's configuration (api/cluster_config.py);
+    `attempt`: how many earlier pods of this VMI the kubelet rejected before they started."""
     config = config or ControllerConfig()
     meta, spec = vmi["metadata"], vmi["spec"]
     name, namespace, uid = meta["name"], meta["namespace"], meta["uid"]
@@ -354,14 +359,17 @@ def render_launcher_pod(vmi, config=None, cluster=None):
     for key in _POD_FIELDS:
         if spec.get(key):
             pod_spec[key] = spec[key]
+    annotations = pod_annotations(vmi)
+    if attempt:
+        annotations[LAUNCHER_ATTEMPT_ANNOTATION] = str(attempt)
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
-            "name": launcher_pod_name(vmi),
+            "name": launcher_pod_name(vmi, attempt),
             "namespace": namespace,
             "labels": labels,
-            "annotations": pod_annotations(vmi),
+            "annotations": annotations,
             "ownerReferences": [{"apiVersion": API_VERSION, "kind": VMI_KIND, "name": name, "uid": uid,
                                  "controller": True, "blockOwnerDeletion": True}],
         },

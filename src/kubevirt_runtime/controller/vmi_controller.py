@@ -25,7 +25,7 @@ from .config import ControllerConfig
 from .launcher_pod import launcher_pod_name, render_launcher_pod
 from .migration_controller import current_pod
 from .patches import patch_finalizers
-from .vmi_status import POD_FINAL, desired_vmi_status, pod_finished_at
+from .vmi_status import POD_FINAL, desired_vmi_status, launcher_attempt, pod_finished_at, replacement_attempt
 
 log = logging.getLogger(__name__)
 POD_BY_VMI_UID = "created-by"
@@ -118,6 +118,10 @@ class VMIController(Reconciler):
             self._write_status(vmi, desired_vmi_status(vmi, pods[0] if pods else None, now_iso())[0])
             return
         pod = self._pick_pod(vmi, pods)
+        attempt = replacement_attempt(vmi, pod)
+        if attempt is not None:
+            self._replace_rejected_pod(key, vmi, pod, attempt)
+            return
         phase = (vmi.get("status") or {}).get("phase") or VMIPhase.UNSET
         created_at = None
         if pod is None and phase in (VMIPhase.UNSET, VMIPhase.PENDING):
@@ -158,13 +162,21 @@ class VMIController(Reconciler):
         if node:
             return current_pod(vmi, pods)
         pods = [p for p in pods if MIGRATION_JOB_LABEL not in (p["metadata"].get("labels") or {})] or pods
-        expected = launcher_pod_name(vmi)
-        for pod in pods:
-            if pod["metadata"]["name"] == expected:
-                return pod
-        return pods[0]
+        # a replacement of a rejected pod supersedes it; among equals, the pod with the name this VMI gives
+        return max(pods, key=lambda p: (launcher_attempt(p),
+                                        p["metadata"]["name"] == launcher_pod_name(vmi, launcher_attempt(p))))
 
-    def _create_pod(self, key, vmi):
+    def _replace_rejected_pod(self, key, vmi, pod, attempt):
+        """The kubelet rejected the launcher pod before it started anything: no guest ran, so a new pod (a
+        new name, derived from the attempt) takes its place and the VMI keeps its uid."""
+        status = pod.get("status") or {}
+        why = f"{status.get('reason') or 'Failed'}: {status.get('message') or 'no message'}"
+        self.recorder.event(vmi, WARNING, "PodRejected", f"the kubelet rejected virtual machine pod "
+                                                         f"{pod['metadata']['name']} ({why}); creating another")
+        if self._create_pod(key, vmi, attempt) is not None:
+            self._delete_pods(key, [pod], f"replaced after the kubelet rejected it ({why})", vmi)
+
+    def _create_pod(self, key, vmi, attempt=0):
         defaulted = default_vmi(vmi)
         errors = validate_vmi(defaulted)
         if errors:
@@ -174,7 +186,7 @@ class VMIController(Reconciler):
             self._write_status(vmi, status)
             self.recorder.event(vmi, WARNING, "FailedCreate", f"invalid VMI, no pod created: {message}")
             return None
-        pod = render_launcher_pod(defaulted, self.config, self.cluster_config.current())
+        pod = render_launcher_pod(defaulted, self.config, self.cluster_config.current(), attempt)
         self.expectations.expect_creations(key, 1)
         try:
             created = self.pods.create(pod, vmi["metadata"]["namespace"])

@@ -8,10 +8,44 @@ disappeared (before or after Scheduled), and never touches a final VMI.
 import copy
 
 from ..api import timeline
-from ..api.constants import ConditionType, VMIPhase
+from ..api.constants import LAUNCHER_ATTEMPT_ANNOTATION, ConditionType, VMIPhase
 from ..api.status import get_condition, remove_condition, set_condition, set_phase
 
 POD_FINAL = ("Succeeded", "Failed")
+MAX_LAUNCHER_ATTEMPTS = 5  # pods per VMI the kubelet may reject before the VMI fails
+_NOT_STARTED = (VMIPhase.UNSET, VMIPhase.PENDING, VMIPhase.SCHEDULING)
+
+
+def rejected_before_start(pod):
+    """The kubelet failed the pod without starting any of its containers (admission: e.g. a device plugin
+    that was restarting, UnexpectedAdmissionError; or OutOfcpu after a scheduling race)."""
+    status = pod.get("status") or {}
+    if status.get("phase") != "Failed":
+        return False
+    for container in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+        for state in (container.get("state") or {}, container.get("lastState") or {}):
+            if "running" in state or (state.get("terminated") or {}).get("startedAt"):
+                return False
+    return True
+
+
+def launcher_attempt(pod):
+    try:
+        return int(((pod.get("metadata") or {}).get("annotations") or {}).get(LAUNCHER_ATTEMPT_ANNOTATION) or 0)
+    except ValueError:
+        return 0
+
+
+def replacement_attempt(vmi, pod):
+    """The attempt number of the pod that replaces `pod`, or None when it is not to be replaced: only a pod
+    the kubelet rejected before it started, while the VMI was not scheduled yet (no guest ever ran), and
+    only MAX_LAUNCHER_ATTEMPTS times; after that the VMI fails as for any failed pod."""
+    phase = (vmi.get("status") or {}).get("phase") or VMIPhase.UNSET
+    if pod is None or phase not in _NOT_STARTED or pod["metadata"].get("deletionTimestamp") \
+            or not rejected_before_start(pod):
+        return None
+    attempt = launcher_attempt(pod) + 1
+    return attempt if attempt < MAX_LAUNCHER_ATTEMPTS else None
 
 
 def pod_is_ready(pod):
@@ -40,7 +74,7 @@ def desired_vmi_status(vmi, pod, now, pod_succeeded_grace_over=True, pod_created
         _ready(status, vmi, None, now)
         return status, events
     pod_phase = (pod or {}).get("status", {}).get("phase")
-    before_scheduled = phase in (VMIPhase.UNSET, VMIPhase.PENDING, VMIPhase.SCHEDULING)
+    before_scheduled = phase in _NOT_STARTED
     if pod is None:
         if phase in (VMIPhase.UNSET, VMIPhase.PENDING):
             set_phase(status, VMIPhase.PENDING, now)

@@ -4,6 +4,7 @@ import pytest
 
 from kubevirt_runtime.api.constants import NODE_NAME_LABEL, VMI_FINALIZER
 from kubevirt_runtime.controller.vmi_controller import VMIController, pod_indexers
+from kubevirt_runtime.controller.vmi_status import MAX_LAUNCHER_ATTEMPTS
 from tests.unit.fakeapi import FakeInformer, FakeRecorder, FakeResource
 
 KEY = "ns/v1"
@@ -105,6 +106,54 @@ def test_a_deleted_launcher_pod_fails_the_vmi_with_a_reason(api):
     vmi = vmis.get("v1", "ns")
     assert vmi["status"]["phase"] == "Failed" and vmi["status"]["reason"] == "PodNotExists"
     assert pods.verbs().count("create") == 1  # a final VMI never gets a new pod
+
+
+def reject_pod(pods, reason="UnexpectedAdmissionError"):
+    """What the kubelet does to a pod it will not admit: Failed, with no container ever started."""
+    pod = next(p for p in pods.objects.values() if (p.get("status") or {}).get("phase") != "Failed")
+    pods.patch(pod["metadata"]["name"], {"spec": {"nodeName": "node01"}}, "ns")
+    pods.patch_status(pod["metadata"]["name"], {"status": {
+        "phase": "Failed", "reason": reason,
+        "message": "Allocate failed due to no healthy devices present; cannot allocate unhealthy devices"}}, "ns")
+    return pod["metadata"]["name"]
+
+
+def test_a_pod_the_kubelet_rejected_before_it_started_is_replaced_and_the_vmi_lives_on(api):
+    controller, vmis, pods, recorder = api
+    uid = new_vmi(vmis)["metadata"]["uid"]
+    settle(controller)
+    first = reject_pod(pods)
+    settle(controller)
+    second = only_pod(pods)
+    assert second["metadata"]["name"] != first and second["metadata"]["labels"]["kubevirt.io/created-by"] == uid
+    assert second["metadata"]["annotations"]["kubevirt.io/launcher-attempt"] == "1"
+    assert phase(vmis) == "Scheduling" and "PodRejected" in recorder.reasons()
+    run_pod(pods)
+    settle(controller)
+    assert phase(vmis) == "Scheduled" and vmis.get("v1", "ns")["metadata"]["uid"] == uid
+
+
+def test_a_pod_that_started_and_failed_is_not_replaced(api):
+    controller, vmis, pods, _ = api
+    new_vmi(vmis)
+    settle(controller)
+    name = reject_pod(pods, reason=None)
+    pods.patch_status(name, {"status": {"containerStatuses": [
+        {"name": "compute", "state": {"terminated": {"exitCode": 1, "startedAt": "2026-11-30T06:00:00Z"}}}]}}, "ns")
+    settle(controller)
+    assert phase(vmis) == "Failed" and vmis.get("v1", "ns")["status"]["reason"] == "PodFailed"
+    assert pods.verbs().count("create") == 1
+
+
+def test_the_vmi_fails_after_the_kubelet_rejected_every_attempt(api):
+    controller, vmis, pods, _ = api
+    new_vmi(vmis)
+    settle(controller)
+    for _ in range(MAX_LAUNCHER_ATTEMPTS):
+        reject_pod(pods)
+        settle(controller)
+    assert pods.verbs().count("create") == MAX_LAUNCHER_ATTEMPTS
+    assert phase(vmis) == "Failed" and vmis.get("v1", "ns")["status"]["reason"] == "PodFailed"
 
 
 def test_deleting_the_vmi_removes_the_pod_first(api):

@@ -1,4 +1,6 @@
-from kubevirt_runtime.controller.vmi_status import desired_vmi_status
+import pytest
+
+from kubevirt_runtime.controller.vmi_status import MAX_LAUNCHER_ATTEMPTS, desired_vmi_status, replacement_attempt
 
 NOW = "2025-01-01T00:00:00Z"
 
@@ -100,3 +102,20 @@ def test_startup_stages_ride_along_with_the_phase_writes():
     assert status["phase"] == "Scheduled"
     assert stages(status)["PodScheduled"] == "2025-01-01T00:00:01Z"
     assert list(stages(status)) == ["VMICreated", "PodCreated", "PodScheduled"]
+
+
+@pytest.mark.parametrize("vmi_phase,pod_status,annotation,expected", [
+    ("Scheduling", {"phase": "Failed", "reason": "UnexpectedAdmissionError"}, None, 1),
+    ("Pending", {"phase": "Failed", "reason": "OutOfcpu"}, "2", 3),
+    ("Scheduling", {"phase": "Failed"}, str(MAX_LAUNCHER_ATTEMPTS - 1), None),  # out of attempts
+    ("Scheduling", {"phase": "Pending"}, None, None),
+    ("Scheduled", {"phase": "Failed", "reason": "UnexpectedAdmissionError"}, None, None),  # a guest may have run
+    ("Scheduling", {"phase": "Failed", "containerStatuses": [{"state": {"running": {}}}]}, None, None),
+    ("Scheduling", {"phase": "Failed", "initContainerStatuses": [
+        {"state": {"terminated": {"exitCode": 1, "startedAt": "2026-11-30T06:00:00Z"}}}]}, None, None),
+    ("Scheduling", {"phase": "Failed", "containerStatuses": [{"state": {"waiting": {"reason": "x"}}}]}, None, 1),
+])
+def test_only_a_pod_rejected_before_it_started_is_replaced(vmi_phase, pod_status, annotation, expected):
+    pod = {"metadata": {"name": "p", "annotations": {"kubevirt.io/launcher-attempt": annotation} if annotation else {}},
+           "status": pod_status}
+    assert replacement_attempt({"metadata": {}, "status": {"phase": vmi_phase}}, pod) == expected
