@@ -4,7 +4,6 @@ Level-triggered from the VMI and pod caches. A pod is only created when the cach
 expectations say no create is in flight, and the VMI has never had one (phase unset or Pending); its
 name is derived from the VMI uid, so even a second controller racing this one gets AlreadyExists.
 """
-import calendar
 import logging
 import time
 
@@ -23,9 +22,17 @@ from ..machinery.store import label_index, object_key
 from ..machinery.workqueue import RateLimitingQueue
 from .config import ControllerConfig
 from .launcher_pod import launcher_pod_name, render_launcher_pod
+from .migration import epoch
 from .migration_controller import current_pod
 from .patches import patch_finalizers
-from .vmi_status import POD_FINAL, desired_vmi_status, launcher_attempt, pod_finished_at, replacement_attempt
+from .vmi_status import (
+    POD_FINAL,
+    desired_vmi_status,
+    launcher_attempt,
+    pod_finished_at,
+    replacement_attempt,
+    seconds_until_replacement,
+)
 
 log = logging.getLogger(__name__)
 POD_BY_VMI_UID = "created-by"
@@ -44,10 +51,6 @@ def pod_vmi_key(pod):
 def pod_indexers():
     return {POD_BY_VMI_UID: label_index(CREATED_BY_LABEL),
             POD_BY_VMI_KEY: lambda pod: [k] if (k := pod_vmi_key(pod)) else []}
-
-
-def _epoch(timestamp):
-    return calendar.timegm(time.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ"))
 
 
 class VMIController(Reconciler):
@@ -120,7 +123,11 @@ class VMIController(Reconciler):
         pod = self._pick_pod(vmi, pods)
         attempt = replacement_attempt(vmi, pod)
         if attempt is not None:
-            self._replace_rejected_pod(key, vmi, pod, attempt)
+            wait = seconds_until_replacement(pod, attempt, time.time())
+            if wait > 0:
+                self.queue.add_after(key, wait)
+            else:
+                self._replace_rejected_pod(key, vmi, pod, attempt)
             return
         phase = (vmi.get("status") or {}).get("phase") or VMIPhase.UNSET
         created_at = None
@@ -138,7 +145,7 @@ class VMIController(Reconciler):
         not_started = (VMIPhase.UNSET, VMIPhase.PENDING, VMIPhase.SCHEDULING)
         if pod is not None and (pod.get("status") or {}).get("phase") == "Succeeded" and phase not in not_started:
             finished = pod_finished_at(pod)
-            left = self.config.handler_grace_seconds - (time.time() - _epoch(finished)) if finished else 0
+            left = self.config.handler_grace_seconds - (time.time() - epoch(finished)) if finished else 0
             if left > 0:
                 grace_over = False
                 self.queue.add_after(key, left)

@@ -10,9 +10,11 @@ import copy
 from ..api import timeline
 from ..api.constants import LAUNCHER_ATTEMPT_ANNOTATION, ConditionType, VMIPhase
 from ..api.status import get_condition, remove_condition, set_condition, set_phase
+from .migration import epoch
 
 POD_FINAL = ("Succeeded", "Failed")
-MAX_LAUNCHER_ATTEMPTS = 5  # pods per VMI the kubelet may reject before the VMI fails
+MAX_LAUNCHER_ATTEMPTS = 12  # pods per VMI the kubelet may reject (about 5 minutes of backoff) before the VMI fails
+REPLACEMENT_BACKOFF_SECONDS = (5.0, 30.0)  # first delay (doubling per attempt), cap
 _NOT_STARTED = (VMIPhase.UNSET, VMIPhase.PENDING, VMIPhase.SCHEDULING)
 
 
@@ -46,6 +48,14 @@ def replacement_attempt(vmi, pod):
         return None
     attempt = launcher_attempt(pod) + 1
     return attempt if attempt < MAX_LAUNCHER_ATTEMPTS else None
+
+
+def seconds_until_replacement(pod, attempt, now):
+    """A rejection usually has a cause that lasts a while (virt-handler restarting with its device plugin), so
+    replacement `attempt` waits 5 s, 10 s, 20 s, then 30 s each after the rejected pod was created."""
+    first, cap = REPLACEMENT_BACKOFF_SECONDS
+    created = epoch(pod["metadata"].get("creationTimestamp")) or now
+    return min(first * 2 ** (attempt - 1), cap) - (now - created)
 
 
 def pod_is_ready(pod):

@@ -1,6 +1,13 @@
+import time
+
 import pytest
 
-from kubevirt_runtime.controller.vmi_status import MAX_LAUNCHER_ATTEMPTS, desired_vmi_status, replacement_attempt
+from kubevirt_runtime.controller.vmi_status import (
+    MAX_LAUNCHER_ATTEMPTS,
+    desired_vmi_status,
+    replacement_attempt,
+    seconds_until_replacement,
+)
 
 NOW = "2025-01-01T00:00:00Z"
 
@@ -119,3 +126,11 @@ def test_only_a_pod_rejected_before_it_started_is_replaced(vmi_phase, pod_status
     pod = {"metadata": {"name": "p", "annotations": {"kubevirt.io/launcher-attempt": annotation} if annotation else {}},
            "status": pod_status}
     assert replacement_attempt({"metadata": {}, "status": {"phase": vmi_phase}}, pod) == expected
+
+
+@pytest.mark.parametrize("attempt,age,left", [(1, 0, 5.0), (1, 6, -1.0), (2, 4, 6.0), (3, 0, 20.0), (4, 0, 30.0),
+                                              (11, 29, 1.0)])
+def test_a_replacement_backs_off_from_the_rejected_pods_creation(attempt, age, left):
+    created = 1_800_000_000
+    pod = {"metadata": {"creationTimestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created))}}
+    assert seconds_until_replacement(pod, attempt, created + age) == left
