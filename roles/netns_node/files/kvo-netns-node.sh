@@ -143,7 +143,13 @@ down)
     done
     changed=1
   done
-  if [ -e "$root" ]; then rm -rf "$root"; changed=1; fi
+  # a killed process may still be writing its last files for a moment ("Directory not empty"): try again
+  if [ -e "$root" ]; then
+    i=0
+    until rm -rf "$root" 2>/dev/null || [ $i -ge 20 ]; do sleep 0.5; i=$((i + 1)); done
+    [ ! -e "$root" ] || rm -rf "$root" || exit 1
+    changed=1
+  fi
   ;;
 
 bridge-down)
