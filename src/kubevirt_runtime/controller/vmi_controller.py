@@ -3,6 +3,8 @@
 Level-triggered from the VMI and pod caches. A pod is only created when the cache shows none, the
 expectations say no create is in flight, and the VMI has never had one (phase unset or Pending); its
 name is derived from the VMI uid, so even a second controller racing this one gets AlreadyExists.
+The one exception: a pod the kubelet rejected before it started anything (no guest ran) is replaced, with
+backoff, by a pod whose name also derives from the attempt (vmi_status.replacement_attempt).
 """
 import logging
 import time
