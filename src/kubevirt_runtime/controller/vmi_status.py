@@ -19,10 +19,10 @@ _NOT_STARTED = (VMIPhase.UNSET, VMIPhase.PENDING, VMIPhase.SCHEDULING)
 
 
 def rejected_before_start(pod):
-    """The kubelet failed the pod without starting any of its containers (admission: e.g. a device plugin
-    that was restarting, UnexpectedAdmissionError; or OutOfcpu after a scheduling race)."""
+    """The kubelet failed the pod, saying why, without starting any of its containers (admission: e.g. a
+    device plugin that was restarting, UnexpectedAdmissionError; or OutOfcpu after a scheduling race)."""
     status = pod.get("status") or {}
-    if status.get("phase") != "Failed":
+    if status.get("phase") != "Failed" or not status.get("reason"):
         return False
     for container in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
         for state in (container.get("state") or {}, container.get("lastState") or {}):

@@ -114,13 +114,16 @@ def test_startup_stages_ride_along_with_the_phase_writes():
 @pytest.mark.parametrize("vmi_phase,pod_status,annotation,expected", [
     ("Scheduling", {"phase": "Failed", "reason": "UnexpectedAdmissionError"}, None, 1),
     ("Pending", {"phase": "Failed", "reason": "OutOfcpu"}, "2", 3),
-    ("Scheduling", {"phase": "Failed"}, str(MAX_LAUNCHER_ATTEMPTS - 1), None),  # out of attempts
+    ("Scheduling", {"phase": "Failed", "reason": "OutOfcpu"}, str(MAX_LAUNCHER_ATTEMPTS - 1), None),  # no more
     ("Scheduling", {"phase": "Pending"}, None, None),
     ("Scheduled", {"phase": "Failed", "reason": "UnexpectedAdmissionError"}, None, None),  # a guest may have run
-    ("Scheduling", {"phase": "Failed", "containerStatuses": [{"state": {"running": {}}}]}, None, None),
-    ("Scheduling", {"phase": "Failed", "initContainerStatuses": [
+    ("Scheduling", {"phase": "Failed", "reason": "Error", "containerStatuses": [{"state": {"running": {}}}]},
+     None, None),
+    ("Scheduling", {"phase": "Failed", "reason": "Error", "initContainerStatuses": [
         {"state": {"terminated": {"exitCode": 1, "startedAt": "2026-11-30T06:00:00Z"}}}]}, None, None),
-    ("Scheduling", {"phase": "Failed", "containerStatuses": [{"state": {"waiting": {"reason": "x"}}}]}, None, 1),
+    ("Scheduling", {"phase": "Failed", "reason": "OutOfcpu", "containerStatuses": [{"state": {"waiting": {}}}]},
+     None, 1),
+    ("Scheduling", {"phase": "Failed"}, None, None),  # the kubelet always says why it rejected a pod
 ])
 def test_only_a_pod_rejected_before_it_started_is_replaced(vmi_phase, pod_status, annotation, expected):
     pod = {"metadata": {"name": "p", "annotations": {"kubevirt.io/launcher-attempt": annotation} if annotation else {}},
