@@ -233,11 +233,14 @@ def bind_pod(api_client, namespace, name, node):
         "target": {"apiVersion": "v1", "kind": "Node", "name": node}})
 
 
-def set_pod_phase(api_client, namespace, name, phase, ready=None, exit_code=None):
-    """What the kubelet reports: status.phase (and the Ready condition / compute container state)."""
+def set_pod_phase(api_client, namespace, name, phase, ready=None, exit_code=None, reason=None, message=None):
+    """What the kubelet reports: status.phase (and the Ready condition / compute container state; `reason` and
+    `message`: why it failed the pod, as for a pod it rejected at admission)."""
     from kubevirt_runtime.machinery.resource import PODS, ResourceClient
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     status = {"phase": phase}
+    if reason is not None:
+        status.update(reason=reason, message=message or "")
     if ready is not None:
         status["conditions"] = [{"type": "Ready", "status": "True" if ready else "False", "lastTransitionTime": now}]
     if exit_code is not None:

@@ -147,6 +147,26 @@ def test_failed_pod_fails_vmi_and_always_restarts_with_backoff(cluster, virt_con
     assert second["metadata"]["uid"] != first
 
 
+def test_a_pod_the_kubelet_rejected_is_replaced_and_the_vmi_keeps_its_uid(cluster, virt_controller):
+    virt_controller()
+    cluster.vms.create(vm_body("vm5"), cluster.ns)
+    uid = wait_for(lambda: cluster.vmi("vm5"), message="VMI")["metadata"]["uid"]
+    first = wait_for(lambda: cluster.launcher_pods(uid), message="pod")[0]["metadata"]["name"]
+    bind_pod(cluster.api, cluster.ns, first, "node01")
+    set_pod_phase(cluster.api, cluster.ns, first, "Failed", reason="UnexpectedAdmissionError",
+                  message="Allocate failed due to no healthy devices present")
+    # after the first backoff (5 s): a pod of the next attempt, and the rejected one goes
+    second = wait_for(lambda: next((p for p in cluster.launcher_pods(uid) if p["metadata"]["name"] != first), None),
+                      timeout=30, message="a replacement pod")
+    assert second["metadata"]["annotations"]["kubevirt.io/launcher-attempt"] == "1"
+    wait_for(lambda: first not in [p["metadata"]["name"] for p in cluster.launcher_pods(uid)],
+             message="the rejected pod gone")
+    vmi = cluster.vmi("vm5")
+    assert vmi["metadata"]["uid"] == uid and vmi["status"].get("phase") != "Failed"
+    cluster.run_pod(uid)
+    wait_for(lambda: cluster.vmi("vm5").get("status", {}).get("phase") == "Scheduled", message="Scheduled")
+
+
 def test_deleting_the_vm_cascades(cluster, virt_controller):
     virt_controller()
     cluster.vms.create(vm_body("vm4"), cluster.ns)
