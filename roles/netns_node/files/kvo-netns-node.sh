@@ -29,6 +29,11 @@ cgroup_dirs() {  # every hierarchy's directory of the node's cgroup
   done
 }
 
+cgroup_dirs_to_remove() {  # also the unified hierarchy of a hybrid host, where runc makes the pods' cgroups too
+  cgroup_dirs "$1" || true  # its last test (the unified hierarchy it skips) may be false
+  if ! [ -f /sys/fs/cgroup/cgroup.controllers ] && [ -d /sys/fs/cgroup/unified ]; then echo "/sys/fs/cgroup/unified$1"; fi
+}
+
 own_cgroup() {  # never the root cgroup, nor anything but one directory of our own
   case "$1" in /*/*|/) echo "refusing cgroup '$1': expected /NAME" >&2; exit 2 ;; /?*) ;; *) echo "refusing cgroup '$1'" >&2; exit 2 ;; esac
 }
@@ -134,7 +139,7 @@ down)
     ip link del "$host_if" 2>/dev/null || ! ip link show "$host_if" >/dev/null 2>&1 || exit 1
     changed=1
   fi
-  for dir in $(cgroup_dirs "$cgroup"); do
+  for dir in $(cgroup_dirs_to_remove "$cgroup"); do
     [ -d "$dir" ] || continue
     # killed processes leave their cgroups a moment later
     i=0
