@@ -24,7 +24,6 @@ from ..machinery.store import label_index, object_key
 from ..machinery.workqueue import RateLimitingQueue
 from .config import ControllerConfig
 from .launcher_pod import launcher_pod_name, render_launcher_pod
-from .migration import epoch
 from .migration_controller import current_pod
 from .patches import patch_finalizers
 from .vmi_status import (
@@ -147,7 +146,7 @@ class VMIController(Reconciler):
         not_started = (VMIPhase.UNSET, VMIPhase.PENDING, VMIPhase.SCHEDULING)
         if pod is not None and (pod.get("status") or {}).get("phase") == "Succeeded" and phase not in not_started:
             finished = pod_finished_at(pod)
-            left = self.config.handler_grace_seconds - (time.time() - epoch(finished)) if finished else 0
+            left = self.config.handler_grace_seconds - (time.time() - timeline.parse_stamp(finished)) if finished else 0
             if left > 0:
                 grace_over = False
                 self.queue.add_after(key, left)
@@ -171,9 +170,10 @@ class VMIController(Reconciler):
         if node:
             return current_pod(vmi, pods)
         pods = [p for p in pods if MIGRATION_JOB_LABEL not in (p["metadata"].get("labels") or {})] or pods
-        # a replacement of a rejected pod supersedes it; among equals, the pod with the name this VMI gives
-        return max(pods, key=lambda p: (launcher_attempt(p),
-                                        p["metadata"]["name"] == launcher_pod_name(vmi, launcher_attempt(p))))
+        def rank(pod):  # a replacement of a rejected pod supersedes it; among equals, the name this VMI gives
+            attempt = launcher_attempt(pod)
+            return attempt, pod["metadata"]["name"] == launcher_pod_name(vmi, attempt)
+        return max(pods, key=rank)
 
     def _replace_rejected_pod(self, key, vmi, pod, attempt):
         """The kubelet rejected the launcher pod before it started anything: no guest ran, so a new pod (a

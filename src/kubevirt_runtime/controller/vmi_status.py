@@ -10,7 +10,6 @@ import copy
 from ..api import timeline
 from ..api.constants import LAUNCHER_ATTEMPT_ANNOTATION, ConditionType, VMIPhase
 from ..api.status import get_condition, remove_condition, set_condition, set_phase
-from .migration import epoch
 
 POD_FINAL = ("Succeeded", "Failed")
 MAX_LAUNCHER_ATTEMPTS = 12  # pods per VMI the kubelet may reject (about 5 minutes of backoff) before the VMI fails
@@ -54,7 +53,7 @@ def seconds_until_replacement(pod, attempt, now):
     """A rejection usually has a cause that lasts a while (virt-handler restarting with its device plugin), so
     replacement `attempt` waits 5 s, 10 s, 20 s, then 30 s each after the rejected pod was created."""
     first, cap = REPLACEMENT_BACKOFF_SECONDS
-    created = epoch(pod["metadata"].get("creationTimestamp")) or now
+    created = timeline.parse_stamp(pod["metadata"].get("creationTimestamp")) or now
     return min(first * 2 ** (attempt - 1), cap) - (now - created)
 
 
