@@ -170,6 +170,7 @@ class VMIController(Reconciler):
         if node:
             return current_pod(vmi, pods)
         pods = [p for p in pods if MIGRATION_JOB_LABEL not in (p["metadata"].get("labels") or {})] or pods
+
         def rank(pod):  # a replacement of a rejected pod supersedes it; among equals, the name this VMI gives
             attempt = launcher_attempt(pod)
             return attempt, pod["metadata"]["name"] == launcher_pod_name(vmi, attempt)
