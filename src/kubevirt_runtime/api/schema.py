@@ -110,8 +110,8 @@ def _firmware():
         "kernelBoot": obj({
             "kernelArgs": leaf(),
             "container": obj({
-                "image": leaf("Image holding the kernel and initrd; an init container of the launcher pod "
-                              "copies them out (the image needs no shell)."),
+                "image": leaf("Image holding the kernel and initrd; it idles as a container of the launcher pod, "
+                              "which reads them in place (the image needs no shell)."),
                 "imagePullSecret": leaf(), "imagePullPolicy": leaf(), "kernelPath": leaf(), "initrdPath": leaf(),
             }),
         }),

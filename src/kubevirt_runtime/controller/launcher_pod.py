@@ -12,10 +12,12 @@ Contract with virt-handler and virt-launcher (keep in sync with them; paths in a
 - emptyDirs ``sockets`` (/var/run/kubevirt/sockets, the handler finds launcher.sock there) and ``private``
   (/var/run/kubevirt-private);
 - containerDisks are not copied. Each containerDisk volume (and a kernelBoot image) is a container of the pod,
-  ``container-disk-<i>``, from that image, placed before ``compute`` so the kubelet starts it first, idling in
-  a busybox shell: the images may be FROM scratch (as upstream's), so the one init container,
-  ``container-disk-binary``, copies the launcher image's static /bin/busybox into the emptyDir
-  ``container-disk-binary`` (/var/run/kubevirt/bin). The shell's script names the volume
+  ``container-disk-<i>``, from that image, idling in a busybox shell. The images may be FROM scratch (as
+  upstream's), so ``compute`` comes first and its postStart hook copies the launcher image's static
+  /bin/busybox into the emptyDir ``container-disk-binary`` (/var/run/kubevirt/bin): the kubelet starts a pod's
+  containers in order and waits for each postStart hook, so the shell is there before the containerDisk
+  containers start, without an init container to create, start and reap first (upstream has one). The
+  launcher starts meanwhile and waits for them (launcher/container_disks.py). The shell's script names the volume
   (``: kubevirt-container-disk=<volume | kernel-boot>``, api/podpaths.py); the pod shares one PID namespace, so
   the launcher finds that process and opens the image's files through /proc/<pid>/root (a qcow2 overlay on
   top for disks), and stops these containers (exit 0) when it exits, so the pod completes. They run as root
@@ -70,7 +72,7 @@ from ..api.quantity import cpu_millis, format_cpu, format_memory, memory_bytes
 from ..api.volumes import is_hotpluggable
 from .config import LAUNCHER_CPU_OVERHEAD, LAUNCHER_EXTRA_GRACE_SECONDS, LAUNCHER_MEMORY_OVERHEAD, ControllerConfig
 
-# Where the init container leaves a static busybox for the containerDisk containers.
+# Where the compute container's postStart hook leaves a static busybox for the containerDisk containers.
 BIN_DIR = "/var/run/kubevirt/bin"
 BUSYBOX = f"{BIN_DIR}/busybox"
 LAUNCHER_BUSYBOX = "/bin/busybox"  # static (Debian's busybox-static) in the launcher image
@@ -139,16 +141,11 @@ def pod_annotations(vmi):
     return annotations
 
 
-def _binary_init(config):
-    """Copies the launcher image's static busybox into the shared bin emptyDir."""
-    return {
-        "name": "container-disk-binary",
-        "image": config.launcher_image,
-        "imagePullPolicy": config.launcher_pull_policy,
-        "command": [LAUNCHER_BUSYBOX, "cp", LAUNCHER_BUSYBOX, BUSYBOX],
-        "volumeMounts": [{"name": "container-disk-binary", "mountPath": BIN_DIR}],
-        "resources": {"requests": {"cpu": "10m", "memory": "40Mi"}},
-    }
+def _share_busybox(compute):
+    """The compute container's postStart hook copies the launcher image's static busybox into the shared bin
+    emptyDir, before the kubelet starts the containerDisk containers that run it."""
+    compute["volumeMounts"].append({"name": "container-disk-binary", "mountPath": BIN_DIR})
+    compute["lifecycle"] = {"postStart": {"exec": {"command": [LAUNCHER_BUSYBOX, "cp", LAUNCHER_BUSYBOX, BUSYBOX]}}}
 
 
 def _container_disk(index, volume_name, image, policy):
@@ -344,13 +341,13 @@ def render_launcher_pod(vmi, config=None, cluster=None, attempt=0):
         "terminationGracePeriodSeconds": grace + LAUNCHER_EXTRA_GRACE_SECONDS,
         "automountServiceAccountToken": False,
         "hostname": (spec.get("hostname") or name)[:63],
-        "containers": disk_containers + [compute],
+        "containers": [compute] + disk_containers,
         "volumes": pod_volumes.volumes,
     }
     if pod_volumes.service_account:
         pod_spec["serviceAccountName"] = pod_volumes.service_account
     if disk_containers:
-        pod_spec["initContainers"] = [_binary_init(config)]
+        _share_busybox(compute)
         pod_spec["shareProcessNamespace"] = True
         pod_volumes.volumes.append({"name": "container-disk-binary", "emptyDir": {}})
     pull_secrets = _image_pull_secrets(spec)

@@ -34,7 +34,7 @@ def test_pod_matches_the_handler_contract():
                                    "kubectl.kubernetes.io/default-container": "compute"}
     assert meta["ownerReferences"][0]["uid"] == "1234-abcd" and meta["ownerReferences"][0]["controller"]
     assert spec["restartPolicy"] == "Never" and spec["terminationGracePeriodSeconds"] == 35
-    compute = spec["containers"][-1]
+    compute = spec["containers"][0]
     assert compute["name"] == "compute" and compute["image"] == "img:1" and compute["imagePullPolicy"] == "IfNotPresent"
     assert compute["command"] == ["virt-launcher", "--name", "testvmi", "--namespace", "ns1", "--uid", "1234-abcd",
                                   "--socket-dir", "/var/run/kubevirt/sockets", "--grace-period", "20", "--in-pod",
@@ -47,9 +47,9 @@ def test_pod_matches_the_handler_contract():
     assert mounts["private"] == "/var/run/kubevirt-private"
     assert "/var/run/kubevirt-private/vmi-disks/data" in mounts.values()
     assert {"name": "sockets", "emptyDir": {}} in spec["volumes"]
-    assert [c["name"] for c in spec["initContainers"]] == ["container-disk-binary"]
-    assert [c["name"] for c in spec["containers"]] == ["container-disk-0", "compute"]
-    assert spec["containers"][0]["image"] == "example/cirros:latest"
+    assert "initContainers" not in spec
+    assert [c["name"] for c in spec["containers"]] == ["compute", "container-disk-0"]
+    assert spec["containers"][1]["image"] == "example/cirros:latest"
     assert spec["nodeSelector"] == {"disk": "ssd"} and spec["tolerations"] and spec["affinity"]
 
 
@@ -75,7 +75,7 @@ def test_cpu_request_follows_the_cpu_allocation_ratio():
     vmi["spec"]["domain"]["cpu"] = {"sockets": 1, "cores": 2, "threads": 2}
     assert launcher_resources(vmi, ClusterConfig(cpu_allocation_ratio=3))["requests"]["cpu"] == "1334m"
     pod = render_launcher_pod(vmi, cluster=ClusterConfig(cpu_allocation_ratio=100))
-    assert pod["spec"]["containers"][-1]["resources"]["requests"]["cpu"] == "40m"
+    assert pod["spec"]["containers"][0]["resources"]["requests"]["cpu"] == "40m"
 
 
 def test_cluster_config_from_the_kubevirt_cr():
@@ -89,18 +89,20 @@ def test_cluster_config_from_the_kubevirt_cr():
 
 
 def test_container_disks_idle_in_the_pod_and_are_never_copied():
-    """Upstream containerDisks are FROM scratch: their container idles in the launcher image's static busybox
-    (copied by the one init container), and the launcher reads the image through that process's /proc root."""
+    """Upstream containerDisks are FROM scratch: their container idles in the launcher image's static busybox,
+    and the launcher reads the image through that process's /proc root. No init container copies the busybox:
+    compute comes first and its postStart hook does, and the kubelet starts the next container only after it."""
     vmi = default_vmi(VMI)
     vmi["spec"]["domain"]["firmware"] = {"kernelBoot": {"container": {
         "image": "example/kernel:1", "kernelPath": "/boot/vmlinuz", "imagePullPolicy": "Never"}}}
     spec = render_launcher_pod(vmi, ControllerConfig(launcher_image="img:1", launcher_pull_policy="Never"))["spec"]
     assert spec["shareProcessNamespace"] is True
-    (binary,) = spec["initContainers"]
-    assert binary["image"] == "img:1" and binary["imagePullPolicy"] == "Never"
-    assert binary["command"] == ["/bin/busybox", "cp", "/bin/busybox", "/var/run/kubevirt/bin/busybox"]
+    assert "initContainers" not in spec
+    compute, disk, kernel = spec["containers"]
+    assert compute["lifecycle"] == {"postStart": {"exec": {
+        "command": ["/bin/busybox", "cp", "/bin/busybox", "/var/run/kubevirt/bin/busybox"]}}}
+    assert {"name": "container-disk-binary", "mountPath": "/var/run/kubevirt/bin"} in compute["volumeMounts"]
     assert {"name": "container-disk-binary", "emptyDir": {}} in spec["volumes"]
-    disk, kernel, compute = spec["containers"]
     assert disk["image"] == "example/cirros:latest" and disk["imagePullPolicy"] == "Always"  # :latest
     assert disk["command"][:3] == ["/var/run/kubevirt/bin/busybox", "sh", "-c"]
     script = disk["command"][3]
@@ -112,7 +114,6 @@ def test_container_disks_idle_in_the_pod_and_are_never_copied():
     # root without a capability: the compute container (root, some capabilities) may read their root
     assert disk["securityContext"]["runAsUser"] == 0 and disk["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert "--stop-container-disks" in compute["command"]
-    assert "container-disk-binary" not in {m["name"] for m in compute["volumeMounts"]}
     assert all(v["name"] != "container-disks" for v in spec["volumes"])
 
 
@@ -122,7 +123,7 @@ def test_no_init_containers_without_container_disks():
     spec = render_launcher_pod(vmi)["spec"]
     assert "initContainers" not in spec and "shareProcessNamespace" not in spec
     assert [c["name"] for c in spec["containers"]] == ["compute"]
-    assert "--stop-container-disks" not in spec["containers"][0]["command"]
+    assert "--stop-container-disks" not in spec["containers"][0]["command"] and "lifecycle" not in spec["containers"][0]
     assert all(v["name"] != "container-disk-binary" for v in spec["volumes"])
 
 
@@ -132,7 +133,7 @@ def pod_of(**spec):
 
 
 def mounts_of(pod):
-    return {m["mountPath"]: m["name"] for m in pod["spec"]["containers"][-1]["volumeMounts"]}
+    return {m["mountPath"]: m["name"] for m in pod["spec"]["containers"][0]["volumeMounts"]}
 
 
 def pod_volume(pod, mount_path):
@@ -167,7 +168,7 @@ def test_probes_go_to_the_compute_container_with_named_ports_resolved():
         "tcpSocket": {"port": "ssh"}, "periodSeconds": 3}, livenessProbe={"httpGet": {"port": 80, "path": "/"}})))
     vmi["spec"]["domain"]["devices"]["interfaces"] = [{"name": "default", "masquerade": {},
                                                        "ports": [{"name": "ssh", "port": 22}]}]
-    compute = render_launcher_pod(vmi)["spec"]["containers"][-1]
+    compute = render_launcher_pod(vmi)["spec"]["containers"][0]
     assert compute["readinessProbe"] == {"periodSeconds": 3, "tcpSocket": {"port": 22}}
     assert compute["livenessProbe"] == {"httpGet": {"port": 80, "path": "/"}}
 
@@ -180,7 +181,7 @@ def test_image_pull_secrets_of_container_disks_and_kernel_boot():
         "imagePullSecret": "kernelcred"}}}
     spec = render_launcher_pod(vmi)["spec"]
     assert spec["imagePullSecrets"] == [{"name": "regcred"}, {"name": "kernelcred"}]
-    kernel = spec["containers"][-2]
+    kernel = spec["containers"][-1]
     assert kernel["image"] == "kernels:1" and kernel["imagePullPolicy"] == "IfNotPresent"
     assert kernel["command"][3].startswith(": kubevirt-container-disk=kernel-boot;")
 
@@ -230,14 +231,14 @@ def test_devices_are_requested_and_limited_alike():
     from kubevirt_runtime.api.cluster_config import ClusterConfig
     vmi = default_vmi(VMI)  # the default interface: bridge on the pod network
     pod = render_launcher_pod(vmi, ControllerConfig(), ClusterConfig(use_emulation=True))
-    resources = pod["spec"]["containers"][-1]["resources"]
+    resources = pod["spec"]["containers"][0]["resources"]
     assert resources["requests"]["devices.kubevirt.io/tun"] == resources["limits"]["devices.kubevirt.io/tun"] == "1"
     assert "devices.kubevirt.io/kvm" not in resources["limits"]
 
 
 def test_libvirts_runtime_dir_is_in_the_private_empty_dir_where_the_handler_reaches_migration_sockets():
     from kubevirt_runtime.handler.migration_proxy import LIBVIRT_SOCKET, MIGRATION_SUBDIR
-    compute = render_launcher_pod(default_vmi(VMI), ControllerConfig(launcher_image="img:1"))["spec"]["containers"][-1]
+    compute = render_launcher_pod(default_vmi(VMI), ControllerConfig(launcher_image="img:1"))["spec"]["containers"][0]
     mount = next(m for m in compute["volumeMounts"] if m["mountPath"] == "/run/libvirt")
     assert mount["name"] == "private"
     assert MIGRATION_SUBDIR.startswith(mount["subPath"] + "/") and LIBVIRT_SOCKET.startswith(mount["subPath"] + "/")
