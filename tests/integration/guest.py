@@ -286,7 +286,10 @@ class LocalLauncher:
         return (self.base / "launcher.log").read_text(errors="replace")
 
     def qemu_pid(self) -> int:
-        pids = glob.glob(str(self.private / "libvirt" / "run" / "qemu" / "*.pid"))
+        # the embedded QEMU driver's run dir (libvirtd's, with --libvirt-daemon); the launcher sees them under
+        # /var/lib/libvirt/embed and /run/libvirt, its private dir's libvirt/lib and libvirt/run
+        pids = (glob.glob(str(self.private / "libvirt" / "lib" / "embed" / "run" / "qemu" / "*.pid"))
+                or glob.glob(str(self.private / "libvirt" / "run" / "qemu" / "*.pid")))
         return int(Path(pids[0]).read_text().strip())
 
     def libvirtd_pid(self) -> int | None:

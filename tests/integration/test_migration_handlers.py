@@ -50,8 +50,8 @@ def certs():
 class PodLauncher(guest_mod.LocalLauncher):
     """A local launcher that sees its directories at POD_DIR (its own mount namespace), as a pod's would be."""
 
-    def __init__(self, base, guest, name, uid):
-        super().__init__(base, guest, name, uid=uid, extra_args=("--accel", "tcg"))
+    def __init__(self, base, guest, name, uid, extra_args=()):
+        super().__init__(base, guest, name, uid=uid, extra_args=("--accel", "tcg", *extra_args))
         inner = [a.replace(str(self.base), POD_DIR) for a in self.cmd]
         self.cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
                     f'mkdir -p {POD_DIR} && mount --bind "$0" {POD_DIR} && exec "$@"', str(self.base), *inner]
@@ -113,7 +113,8 @@ def test_two_handlers_move_a_running_guest_between_their_launchers(control_plane
     uid = created["metadata"]["uid"]
     client.patch_status(name, {"status": {"phase": "Scheduled", "nodeName": "node-a"}}, NS)
     source = PodLauncher(workdir / "node-a" / NS / name, guest, name, uid).start()
-    target = PodLauncher(workdir / "node-b" / NS / name, guest, name, uid).start()
+    target = PodLauncher(workdir / "node-b" / NS / name, guest, name, uid,
+                         extra_args=("--libvirt-daemon",)).start()  # as render_target_pod has it
     handlers = [Handler(control_plane, workdir, certs, node) for node in ("node-a", "node-b")]
     try:
         wait(client, name, lambda v: v["status"].get("phase") == "Running", 120, "Running on node-a", handlers)

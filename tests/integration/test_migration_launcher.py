@@ -60,12 +60,14 @@ def guest():
 
 @pytest.fixture
 def pair(guest):
-    """A source launcher running the guest (a containerDisk rides along) and a fresh target launcher."""
+    """A source launcher running the guest (a containerDisk rides along) and a fresh target launcher. The
+    source's QEMU driver is embedded; the target runs libvirtd, as a migration target pod does."""
     base = Path(tempfile.mkdtemp(prefix="kvm-", dir="/tmp"))
     uid = str(uuid.uuid4())
     launchers = []
-    for side in ("src", "dst"):
-        launcher = guest_mod.LocalLauncher(base / side, guest, "mig", uid=uid, extra_args=("--accel", "tcg")).start()
+    for side, daemon in (("src", ()), ("dst", ("--libvirt-daemon",))):
+        launcher = guest_mod.LocalLauncher(base / side, guest, "mig", uid=uid,
+                                           extra_args=("--accel", "tcg", *daemon)).start()
         launchers.append(launcher)
         disk = launcher.container_disks / "data"
         disk.mkdir(parents=True)

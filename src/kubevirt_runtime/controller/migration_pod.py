@@ -47,6 +47,7 @@ def render_target_pod(vmi: dict, migration: dict, config=None, cluster=None) -> 
     })
     spec["affinity"] = affinity
     compute = next(c for c in spec["containers"] if c["name"] == "compute")
+    compute["command"].append("--libvirt-daemon")  # the source's libvirt connects to the target's daemon
     compute.setdefault("readinessProbe", {"exec": {"command": ["test", "-e", f"{PRIVATE_DIR}/{DOMAIN_HERE}"]},
                                           "periodSeconds": 1, "failureThreshold": 1})
     return pod

@@ -14,7 +14,8 @@ on some hosts differs from one probe to the next. At start the launcher calls in
 its own view of /dev/kvm goes to libvirt's cache directory with the three file
 times libvirt compares re-stamped to this container's files (the ctimes of an image's files are when the node
 unpacked it, never the build's): <qemuctime> (the emulator's ctime), <qemumoddirmtime> (QEMU's module
-directory) and <selfctime> (the newest ctime of libvirtd and the driver module it loads). Everything else
+directory) and <selfctime> (the newest ctime of libvirtd and the driver module it loads; of the module alone
+for the driver embedded in the launcher, whose cache is under its own root). Everything else
 (libvirt's version; with KVM the host's kernel, microcode and CPU) libvirt still checks itself, and on any
 mismatch it probes as before: the cache can make a start faster, never wrong.
 """
@@ -31,7 +32,7 @@ from pathlib import Path
 from . import libvirtd
 
 VARIANTS_DIR = Path("/usr/share/kubevirt-ops/qemu-capabilities")
-CACHE_DIR = Path("/var/cache/libvirt/qemu/capabilities")
+CACHE_DIR = libvirtd.Libvirtd.capabilities_cache
 QEMU_MODULE_DIR = Path("/usr/lib/x86_64-linux-gnu/qemu")
 KVM_DEVICE = "/dev/kvm"
 MS_RDONLY, MS_REMOUNT = 1, 32
@@ -66,19 +67,23 @@ def restamp(xml: str, stamps: dict[str, int]) -> str:
     return xml
 
 
-def local_stamps(emulator: str) -> dict[str, int]:
-    """The values libvirt computes in this container for the three file times it keeps in the cache."""
+def local_stamps(emulator: str, embedded: bool = False) -> dict[str, int]:
+    """The values libvirt computes in this container for the three file times it keeps in the cache. Its own
+    time is the newest ctime of what it loaded: libvirtd and the driver module, or (embedded in a process that
+    libvirt does not count) the driver module alone."""
     driver = Path(libvirtd.DRIVER_DIR) / "libvirt_driver_qemu.so"
+    own = [driver] if embedded else [Path(libvirtd.LIBVIRTD), driver]
     stamps = {"qemuctime": int(os.stat(emulator).st_ctime),
-              "selfctime": int(max(os.stat(libvirtd.LIBVIRTD).st_ctime, os.stat(driver).st_ctime))}
+              "selfctime": int(max(os.stat(path).st_ctime for path in own))}
     if QEMU_MODULE_DIR.is_dir():
         stamps["qemumoddirmtime"] = int(QEMU_MODULE_DIR.stat().st_mtime)
     return stamps
 
 
-def install(variants: Path = VARIANTS_DIR, cache: Path = CACHE_DIR, kvm: bool | None = None) -> str | None:
-    """Puts the matching pre-warmed variant into libvirt's cache (before libvirtd starts); returns its name,
-    or None when the image carries none."""
+def install(variants: Path = VARIANTS_DIR, cache: Path = CACHE_DIR, kvm: bool | None = None,
+            embedded: bool = False) -> str | None:
+    """Puts the matching pre-warmed variant into libvirt's cache `cache` (before the driver starts; `embedded`:
+    the driver runs in this process); returns the variant's name, or None when the image carries none."""
     variant = "kvm" if (kvm_usable() if kvm is None else kvm) else "tcg"
     files = sorted((variants / variant).glob("*.xml"))
     if not files:
@@ -89,7 +94,7 @@ def install(variants: Path = VARIANTS_DIR, cache: Path = CACHE_DIR, kvm: bool | 
         emulator = re.search(r"<emulator>([^<]+)</emulator>", xml)
         if emulator is None or not os.path.exists(emulator.group(1)):
             continue
-        (cache / source.name).write_text(restamp(xml, local_stamps(emulator.group(1))))
+        (cache / source.name).write_text(restamp(xml, local_stamps(emulator.group(1), embedded)))
     return variant
 
 

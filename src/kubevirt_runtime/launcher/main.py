@@ -1,6 +1,7 @@
 """virt-launcher: the compute container of a VMI pod.
 
-Starts a private libvirtd, serves launcher.sock, starts the domain when virt-handler sends sync, and
+Runs libvirt's QEMU driver (embedded in this process; a private libvirtd with --libvirt-daemon, which a
+live migration's target needs), serves launcher.sock, starts the domain when virt-handler sends sync, and
 exits when the domain ends (status 0 when the guest shut down or was stopped on request, 1 when it
 failed), so the pod lives exactly as long as the VM. SIGTERM (pod deletion) shuts the guest down
 gracefully: ACPI power button, then destroy after the grace period.
@@ -36,6 +37,13 @@ def _children() -> set[int]:
         except OSError:
             continue
     return pids
+
+
+def release_free_heap() -> None:
+    """Starting a domain leaves the heap with megabytes of freed memory (libvirt's RPC buffers, XML, the
+    VMI's JSON) that glibc keeps for reuse; the launcher then idles for the VM's lifetime, so give it back."""
+    import ctypes
+    ctypes.CDLL(None).malloc_trim(0)
 
 
 def reap_orphans() -> None:
@@ -99,6 +107,9 @@ def parse_args(argv=None):
     p.add_argument("--in-pod", action="store_true",
                    help="the container is this launcher's own mount namespace: use libvirt's directories in it "
                         "(an unprivileged launcher cannot unshare a namespace)")
+    p.add_argument("--libvirt-daemon", action="store_true",
+                   help="run a private libvirtd instead of the embedded QEMU driver (a migration target: the "
+                        "source's libvirt connects to it)")
     p.add_argument("--debug", action="store_true")
     return p.parse_args(argv)
 
@@ -119,6 +130,7 @@ def main(argv=None) -> int:
         libvirtd.prepare_container()
     elif not args.no_namespace:
         libvirtd.enter_private_mount_namespace(private)
+    driver_class = libvirtd.Libvirtd if args.libvirt_daemon else libvirtd.EmbeddedDriver
     if args.in_pod or not args.no_namespace:
         from . import caps_cache
         # In a pod the device plugin hands out /dev/kvm only where KVM is wanted; a local TCG-only launcher
@@ -126,9 +138,10 @@ def main(argv=None) -> int:
         hidden = not args.in_pod and (args.use_emulation or args.accel == "tcg") and caps_cache.hide_kvm(private)
         if hidden:
             log.info("TCG only: /dev/kvm is hidden from libvirt")
-        variant = caps_cache.install(kvm=False if hidden else None)
+        variant = caps_cache.install(cache=driver_class.capabilities_cache, kvm=False if hidden else None,
+                                     embedded=driver_class is libvirtd.EmbeddedDriver)
         log.info("QEMU capabilities: %s", f"pre-warmed cache ({variant})" if variant else "libvirt probes QEMU")
-    daemon = libvirtd.Libvirtd(debug=args.debug)
+    daemon = driver_class(debug=args.debug)
     daemon.start()
 
     import libvirt
@@ -152,10 +165,12 @@ def main(argv=None) -> int:
         daemon.stop()
         _stop_container_disks(args)
         return 2
-    log.info("libvirtd (pid %s) ready after %.2fs", daemon.pid, time.monotonic() - t0)
+    log.info("libvirt %s ready after %.2fs", f"daemon (pid {daemon.pid})" if daemon.pid else "QEMU driver (embedded)",
+             time.monotonic() - t0)
 
     lost = threading.Event()
-    conn.registerCloseCallback(lambda c, reason, opaque: lost.set(), None)
+    if daemon.pid:
+        conn.registerCloseCallback(lambda c, reason, opaque: lost.set(), None)
 
     manager = DomainManager(conn, args.name, args.namespace, args.uid, private, Path(args.container_disk_dir),
                             args.grace_period, accel="tcg" if args.use_emulation else args.accel,
@@ -174,8 +189,12 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
 
+    heap_released = False
     while not manager.final.wait(0.2):
         reap_orphans()
+        if not heap_released and "DomainStarted" in manager.timeline:
+            release_free_heap()
+            heap_released = True
         if lost.is_set():
             log.error("lost the connection to libvirtd")
             manager._set(status="Crashed", reason="LibvirtDied", final=True, outcome="Failed")

@@ -3,6 +3,7 @@ import pytest
 
 from kubevirt_runtime.api import migration as m
 from kubevirt_runtime.controller import migration as d
+from kubevirt_runtime.controller.launcher_pod import render_launcher_pod
 from kubevirt_runtime.controller.migration_pod import render_target_pod
 
 NOW = 1_800_000_000.0
@@ -174,3 +175,7 @@ def test_the_target_pod_is_the_vmis_on_another_node():
     term = target["spec"]["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
     assert term["topologyKey"] == "kubernetes.io/hostname"
     assert term["labelSelector"]["matchLabels"] == {"kubevirt.io/created-by": "vmi-1"}
+    # the source's libvirt connects to the target's daemon; an ordinary launcher embeds the QEMU driver
+    (compute,) = [c for c in target["spec"]["containers"] if c["name"] == "compute"]
+    assert compute["command"][-1] == "--libvirt-daemon"
+    assert "--libvirt-daemon" not in render_launcher_pod(the_vmi)["spec"]["containers"][0]["command"]

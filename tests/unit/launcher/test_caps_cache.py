@@ -41,3 +41,19 @@ def test_install_picks_the_variant_and_stamps_local_file_times(tmp_path, monkeyp
     assert f"<qemuctime>{int(os.stat(emulator).st_ctime)}</qemuctime>" in out
     assert f"<selfctime>{int(os.stat(daemon).st_ctime)}</selfctime>" in out
     assert "<qemumoddirmtime>1700000002</qemumoddirmtime>" in out  # no module dir here: left as it was
+
+
+def test_embedded_driver_stamps_only_its_module(tmp_path, monkeypatch):
+    """libvirt embedded in the launcher counts the QEMU driver module it loaded, not a libvirtd it never ran."""
+    emulator, driver_dir = tmp_path / "qemu-system-x86_64", tmp_path / "drivers"
+    emulator.write_bytes(b"")
+    driver_dir.mkdir()
+    (driver_dir / "libvirt_driver_qemu.so").write_bytes(b"")
+    monkeypatch.setattr(libvirtd, "LIBVIRTD", str(tmp_path / "no-libvirtd"))
+    monkeypatch.setattr(libvirtd, "DRIVER_DIR", str(driver_dir))
+    monkeypatch.setattr(caps_cache, "QEMU_MODULE_DIR", tmp_path / "nomodules")
+    (tmp_path / "variants" / "tcg").mkdir(parents=True)
+    (tmp_path / "variants" / "tcg" / "abc.xml").write_text(XML.format(emulator=emulator))
+    assert caps_cache.install(tmp_path / "variants", tmp_path / "cache", kvm=False, embedded=True) == "tcg"
+    stamp = int(os.stat(driver_dir / "libvirt_driver_qemu.so").st_ctime)
+    assert f"<selfctime>{stamp}</selfctime>" in (tmp_path / "cache" / "abc.xml").read_text()
