@@ -11,7 +11,7 @@ in STAGES order, each recorded once (the first time wins) by the component that 
 | PodCreated         | virt-controller | its create of the launcher pod returned                             |
 | PodScheduled       | virt-controller | the pod's PodScheduled condition (the scheduler's; whole seconds)    |
 | ContainersStarted  | virt-launcher   | its process started (compute, the first container, after the others) |
-| LauncherReady      | virt-launcher   | launcher.sock served commands (libvirtd answering)                  |
+| LauncherReady      | virt-launcher   | launcher.sock served commands (libvirt's QEMU driver answering)     |
 | DomainDefined      | virt-launcher   | the domain XML was ready (disks prepared, VMI converted)            |
 | DomainStarted      | virt-launcher   | libvirt had started the domain (QEMU runs the guest's vCPUs)        |
 | Running            | virt-handler    | it set phase Running                                                |

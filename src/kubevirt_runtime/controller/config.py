@@ -1,9 +1,9 @@
 """virt-controller settings (from flags) and the launcher pod's resource overhead, in one place."""
 from dataclasses import dataclass
 
-# What a virt-launcher pod needs on top of the guest: libvirtd, virtqemud, QEMU's own memory (device
-# emulation, page tables, I/O buffers) and our launcher process. Upstream computes ~170-250Mi for small
-# guests; a fixed figure is simpler to reason about and safe for the guests we run.
+# What a virt-launcher pod needs on top of the guest: libvirt (libvirtd in a migration target), QEMU's own
+# memory (device emulation, page tables, I/O buffers) and our launcher process. Upstream computes ~170-250Mi
+# for small guests; a fixed figure is simpler to reason about and safe for the guests we run.
 LAUNCHER_MEMORY_OVERHEAD = "150Mi"
 # Added to a VMI's CPU limit only: requests follow upstream (launcher_pod.launcher_resources).
 LAUNCHER_CPU_OVERHEAD = "100m"

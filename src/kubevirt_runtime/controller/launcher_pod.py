@@ -269,9 +269,9 @@ VHOST_NET_RESOURCE = "devices.kubevirt.io/vhost-net"
 
 # What the compute container keeps of root's capabilities (everything else is dropped):
 # - NET_BIND_SERVICE: the guest's DHCP server listens on port 67 (launcher/dhcp.py);
-# - SETUID, SETGID, SETPCAP: libvirtd runs as root and changes QEMU's (unchanged) uid, groups and
+# - SETUID, SETGID, SETPCAP: libvirt runs as root and changes QEMU's (unchanged) uid, groups and
 #   capability bounding set when it starts it; libvirt refuses to start QEMU when it cannot;
-# - DAC_OVERRIDE: libvirtd grants it to the QEMU it runs to probe QEMU's capabilities (on a cold cache).
+# - DAC_OVERRIDE: libvirt grants it to the QEMU it runs to probe QEMU's capabilities (on a cold cache).
 # Not needed any more: NET_ADMIN and NET_RAW (virt-handler wires the network; DHCP uses a UDP socket),
 # SYS_ADMIN (the launcher does not unshare a mount namespace in a pod: --in-pod), and the rest of the
 # runtime's default set (CHOWN, FOWNER, FSETID, KILL, MKNOD, SETFCAP, SYS_CHROOT, AUDIT_WRITE, NET_RAW).

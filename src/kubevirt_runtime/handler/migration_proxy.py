@@ -12,7 +12,7 @@ A launcher's migration sockets live in its private directory (launcher/migration
   the target launcher's socket for that channel (libvirt: its libvirtd; memory and disks: what its QEMU
   listens on), else ``refused: <why>`` and closed.
 - Source side (``SourceProxy``, one per migration): unix listeners on the three sockets in the source
-  launcher's directory; each connection the source libvirtd or QEMU opens there is carried to the target
+  launcher's directory; each connection the source's libvirt or QEMU opens there is carried to the target
   handler's address and port with that header.
 
 Unix socket paths under the kubelet's pod directories exceed the 108 bytes an address may have, so sockets

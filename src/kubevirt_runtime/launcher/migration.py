@@ -4,7 +4,7 @@ Both launchers see the same paths: /run/libvirt is the private directory's libvi
 subPath of its private emptyDir there; a local launcher bind-mounts it in its own mount namespace).
 Under /run/libvirt/kubevirt-migration/:
 
-- ``libvirt.sock``: on the source, where its libvirtd connects to "the destination libvirtd" (peer to peer):
+- ``libvirt.sock``: on the source, where its libvirt connects to "the destination libvirtd" (peer to peer):
   the source virt-handler listens there and forwards, over TLS to the target virt-handler, to the target
   launcher's own libvirt socket;
 - ``memory.sock``: the QEMU migration stream. libvirt has the target QEMU listen on this path inside the
@@ -62,7 +62,8 @@ class Options:
 
 
 def dest_uri() -> str:
-    """The destination libvirtd, as the source libvirtd connects to it (through virt-handler)."""
+    """The destination libvirtd, as the source's libvirt (embedded or a daemon) connects to it (through
+    virt-handler)."""
     return f"qemu+unix:///system?socket={DIR}/{LIBVIRT_SOCKET}"
 
 
