@@ -79,6 +79,17 @@ def test_the_container_disk_is_read_in_place_and_the_cpu_request_follows_the_rat
     assert "QEMU capabilities: pre-warmed cache (tcg)" in log, log[-3000:]
 
 
+def test_the_launcher_embeds_libvirt_and_runs_no_daemon(vm):
+    pod = launcher_pod()
+    log = c.kubectl("logs", "-n", NS, pod["metadata"]["name"], "-c", "compute")
+    assert "libvirt QEMU driver (embedded) ready" in log, log[-3000:]
+    # the pod shares one PID namespace: every process of the pod is listed here
+    names = c.kubectl("exec", "-n", NS, pod["metadata"]["name"], "-c", "compute", "--", "/bin/busybox", "sh", "-c",
+                      "cat /proc/[0-9]*/comm").split()
+    assert "libvirtd" not in names and "virt-launcher" in names, names
+    assert any(name.startswith("qemu") for name in names), names
+
+
 def test_the_startup_timeline_is_recorded_and_printed(vm):
     vmi = c.wait_for("the first console output in the timeline",
                      lambda: "FirstConsoleOutput" in timeline.recorded(c.get("vmi", NAME, NS)["status"])
