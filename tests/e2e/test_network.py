@@ -3,12 +3,14 @@
 - masquerade with declared ports forwards only those (the demo VM declares 80: its SSH port stays closed);
 - bridge binding: the guest takes the pod's address over DHCP, and that is the VMI's reported address;
 - the launcher pod is not privileged and holds only the named capabilities, in its spec and in fact;
-- the node advertises virt-handler's device plugin resources for the device nodes it has.
+- the node advertises virt-handler's device plugin resources for the device nodes it has, and a virt-handler
+  restart leaves them serving (they run in a container of their own).
 
 Two TCG guests boot here (masquerade without ports, bridge), at once; the demo VM is reused.
 """
 import json
 import os
+import signal
 
 import pytest
 import yaml
@@ -163,3 +165,34 @@ def test_the_node_advertises_the_device_plugin_resources(cluster):
     for name, path in (("kvm", "/dev/kvm"), ("vhost-net", "/dev/vhost-net")):
         assert (allocatable.get(f"devices.kubevirt.io/{name}") == "1k") == os.path.exists(path), \
             json.dumps(allocatable)
+
+
+def test_a_virt_handler_restart_leaves_the_device_plugins_serving(cluster):
+    """The kubelet marks a device plugin's devices unhealthy the moment the plugin disconnects, and rejects a pod
+    it admits then (UnexpectedAdmissionError). The plugins run in a container of the DaemonSet of their own: with
+    virt-handler just killed, a pod that asks for /dev/net/tun on that node is still admitted."""
+    node = c.nodes()[0]["metadata"]["name"]  # this host's node: container_pid reads its containerd
+    handler = next(p for p in c.kubectl_json("get", "pods", "-n", c.KUBEVIRT_NAMESPACE, "-l",
+                                             "kubevirt.io=virt-handler")["items"] if p["spec"]["nodeName"] == node)
+    assert [ct["name"] for ct in handler["spec"]["containers"]] == ["virt-handler", "device-plugins"]
+    name = "kvo-e2e-tun-consumer"
+    consumer = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": NS},
+                "spec": {"nodeName": node, "restartPolicy": "Never", "terminationGracePeriodSeconds": 0,
+                         "containers": [{"name": "tun", "image": TOOLBOX, "imagePullPolicy": "Never",
+                                         "command": ["sleep", "3600"],
+                                         "resources": {"limits": {"devices.kubevirt.io/tun": "1"}}}]}}
+    os.kill(c.container_pid(handler, "virt-handler"), signal.SIGKILL)
+    try:
+        c.kubectl("apply", "-f", "-", input=yaml.safe_dump(consumer))
+        status = wait_for("the pod admitted or rejected", lambda: (
+            (get("pod", name, NS) or {}).get("status") or {}).get("phase") in ("Running", "Failed") and
+            get("pod", name, NS)["status"], 120, interval=1)
+        assert status["phase"] == "Running", (status.get("reason"), status.get("message"))
+    finally:
+        c.kubectl("delete", "pod", name, "-n", NS, "--ignore-not-found", "--wait=false", check=False)
+        c.kubectl("rollout", "status", "-n", c.KUBEVIRT_NAMESPACE, "daemonset/virt-handler", "--timeout=180s",
+                  timeout=200)
+        wait_for("virt-handler Ready again", lambda: all(
+            cond["status"] == "True" for p in c.kubectl_json("get", "pods", "-n", c.KUBEVIRT_NAMESPACE, "-l",
+                                                            "kubevirt.io=virt-handler")["items"]
+            for cond in p["status"].get("conditions") or [] if cond["type"] == "Ready"), 180, interval=2)

@@ -3,6 +3,11 @@
     virt-handler --node-name NODE [--kubeconfig PATH] [--kubelet-root /var/lib/kubelet] [--metrics-port PORT]
                  [--socket-path-template PATH] [--use-emulation]
                  [--device-plugin-dir /var/lib/kubelet/device-plugins [--device-root /host]]
+    virt-handler --device-plugins-only --device-plugin-dir DIR [--device-root /host]
+
+The DaemonSet runs the device plugins in a container of their own (--device-plugins-only): the kubelet marks
+a plugin's devices unhealthy the moment the plugin disconnects, so a plugin that went down with every
+virt-handler restart made the kubelet reject the launcher pods it admitted meanwhile.
                  [--listen-address 0.0.0.0 --listen-port 8186 --tls-cert F --tls-key F --client-ca F
                   --allowed-client-cn virt-api]
                  [--migration-port 8187 --migration-address $POD_IP --migration-ca F]  (live migration proxy)
@@ -66,6 +71,8 @@ def parse_args(argv=None):
                         "of this directory (default: off)")
     p.add_argument("--device-root", default="",
                    help="where the node's root is mounted, to see its /dev as it is now (default: this /dev)")
+    p.add_argument("--device-plugins-only", action="store_true",
+                   help="serve only the device plugins (--device-plugin-dir), until SIGTERM: no API client")
     p.add_argument("--workers", type=int, default=3)
     p.add_argument("--listen-address", default="0.0.0.0")
     p.add_argument("--listen-port", type=int, default=8186, help="mTLS port for virt-api (0: any free port)")
@@ -137,9 +144,31 @@ def _sweep_hotplug(lookup, stop, interval: float = 30.0):
             log.warning("hotplug sweep: %s", exc)
 
 
+def termination_event() -> threading.Event:
+    """Set by SIGTERM or SIGINT."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *a: stop.set())
+    signal.signal(signal.SIGINT, lambda *a: stop.set())
+    return stop
+
+
+def serve_device_plugins(args) -> int:
+    if not args.device_plugin_dir:
+        log.error("--device-plugins-only needs --device-plugin-dir")
+        return 2
+    from .deviceplugin.server import DevicePluginManager
+    plugins = DevicePluginManager(args.device_plugin_dir, args.device_root).start()
+    log.info("serving the device plugins in %s", args.device_plugin_dir)
+    termination_event().wait()
+    plugins.stop()
+    return 0
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     setup_logging("virt-handler", args.log_level)
+    if args.device_plugins_only:
+        return serve_device_plugins(args)
     api_client = load_api_client(args.kubeconfig)
     handler = build(args, api_client)
     plugins = None
@@ -173,9 +202,7 @@ def main(argv=None) -> int:
     handler.start_workers(args.workers)
     log.info("virt-handler on node %s is running", args.node_name)
 
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *a: stop.set())
-    signal.signal(signal.SIGINT, lambda *a: stop.set())
+    stop = termination_event()
     if handler.hotplug is not None:
         threading.Thread(target=_sweep_hotplug, args=(handler.hotplug, stop), name="hotplug-sweep",
                          daemon=True).start()

@@ -133,3 +133,31 @@ def test_a_restarted_kubelet_gets_the_plugin_registered_again(node):
     assert os.path.exists(os.path.join(kubelet.directory, "kubevirt-tun.sock"))
     manager.check()  # nothing changed: no third registration
     assert len(kubelet.requests) == 2
+
+
+def test_virt_handler_device_plugins_only_serves_them_without_an_api_server():
+    """The DaemonSet's device-plugins container: `virt-handler --device-plugins-only` registers with the kubelet,
+    needs no kubeconfig, and leaves with 0 on SIGTERM."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    directory = tempfile.mkdtemp(prefix="kvo-dp-")
+    root = os.path.join(directory, "root")
+    os.makedirs(os.path.join(root, "dev", "net"))
+    open(os.path.join(root, "dev", "net", "tun"), "w").close()
+    kubelet = Kubelet(directory)
+    env = dict(os.environ, KUBECONFIG=os.path.join(directory, "no-such-kubeconfig"))
+    proc = subprocess.Popen([sys.executable, "-m", "kubevirt_runtime.handler.main", "--device-plugins-only",
+                             "--device-plugin-dir", directory, "--device-root", root], env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while not kubelet.requests and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert kubelet.requests == [("v1beta1", "kubevirt-tun.sock", "devices.kubevirt.io/tun")]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        kubelet.stop()
