@@ -5,8 +5,9 @@ Prints, for N in $BENCH_DENSITY (default "1,10,30,50"):
   phaseTransitionTimestamps, whole seconds, when a VMI has no startup timeline) and create -> first console
   output;
 - the per-stage breakdown (median seconds each stage took, from status.startupTimeline);
-- launcher-side memory per VM (RSS and PSS of virt-launcher, libvirtd and QEMU without the guest's RAM; the
-  pod's other processes apart);
+- launcher-side memory per VM (RSS and PSS of virt-launcher, with libvirt's QEMU driver embedded, of a
+  libvirtd when there is one (a migration target), and of QEMU without the guest's RAM; the pod's other
+  processes apart);
 - API writes per VMI (the kube-apiserver's apiserver_request_total, all clients, by verb and resource);
 then the floor measured in the same run (bench/floor.py: the same guest on a bare libvirtd, no Kubernetes)
 and the ratios to it, and writes bench/results/density.json, summary.md and the PNG plots (bench/plots.py).
