@@ -48,6 +48,10 @@ def test_daemon_that_dies_is_restarted(tmp_path):
 def test_daemon_ignoring_sigterm_is_killed_after_the_grace_period(tmp_path):
     paths = _start(tmp_path, ["sh", "-c", "trap '' TERM; sleep 300 & wait; sleep 300"], stop_grace=2)
     child = sv.read_pid(paths.child_pidfile)
+    # the shell has set its trap once it started the sleep (on a loaded host a SIGTERM could come first)
+    deadline = time.monotonic() + 10
+    while not Path(f"/proc/{child}/task/{child}/children").read_text().split() and time.monotonic() < deadline:
+        time.sleep(0.05)
     start = time.monotonic()
     sv.stop(paths, timeout=20)
     assert not sv.pid_alive(child)
