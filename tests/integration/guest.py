@@ -287,10 +287,12 @@ class LocalLauncher:
 
     def qemu_pid(self) -> int:
         # the embedded QEMU driver's run dir (libvirtd's, with --libvirt-daemon); the launcher sees them under
-        # /var/lib/libvirt/embed and /run/libvirt, its private dir's libvirt/lib and libvirt/run
+        # /var/lib/libvirt/embed and /run/libvirt, its private dir's libvirt/lib and libvirt/run. The embedded
+        # driver also keeps its lock there, driver.pid, which holds the launcher's own pid.
         pids = (glob.glob(str(self.private / "libvirt" / "lib" / "embed" / "run" / "qemu" / "*.pid"))
                 or glob.glob(str(self.private / "libvirt" / "run" / "qemu" / "*.pid")))
-        return int(Path(pids[0]).read_text().strip())
+        (domain,) = [p for p in pids if Path(p).name != "driver.pid"]
+        return int(Path(domain).read_text().strip())
 
     def libvirtd_pid(self) -> int | None:
         for pid in os.listdir("/proc"):
