@@ -112,6 +112,15 @@ class FakeResource:
             raise ApiError(404, {"reason": "NotFound", "message": f"{self.kind} {name} not found"}, "get")
         return copy.deepcopy(obj)
 
+    def list(self, namespace=None, label_selector=None, limit=None, **_):
+        """Equality selectors only (`k=v,k2=v2`), as the callers under test use."""
+        wanted = dict(term.split("=", 1) for term in (label_selector or "").split(",") if term)
+        items = [copy.deepcopy(o) for o in self.objects.values()
+                 if namespace in (None, o["metadata"].get("namespace"))
+                 and all((o["metadata"].get("labels") or {}).get(k) == v for k, v in wanted.items())]
+        self.calls.append(("list", namespace))
+        return {"items": items[:limit] if limit else items}
+
     # -- writes
 
     def create(self, obj, namespace=None):

@@ -142,6 +142,9 @@ class VMIController(Reconciler):
             if pod is None:
                 return
             created_at = timeline.format_stamp(time.time())
+        elif pod is None and phase not in (VMIPhase.UNSET, VMIPhase.PENDING) and self._pod_exists_uncached(vmi):
+            self.queue.add_after(key, 0.5)  # a racing replica made it; our pod cache catches up
+            return
         grace_over = True
         not_started = (VMIPhase.UNSET, VMIPhase.PENDING, VMIPhase.SCHEDULING)
         if pod is not None and (pod.get("status") or {}).get("phase") == "Succeeded" and phase not in not_started:
@@ -160,6 +163,13 @@ class VMIController(Reconciler):
             self.vmis.patch(vmi["metadata"]["name"], {"metadata": {"labels": {NODE_NAME_LABEL: node}}},
                             vmi["metadata"]["namespace"])
             self.own_writes.wrote(key, vmi["metadata"].get("resourceVersion"))
+
+    def _pod_exists_uncached(self, vmi):
+        """Whether the API server holds a launcher pod for the VMI. Only a pod gone from the server, not one
+        missing from a cache that lags another replica's create, fails a VMI with PodNotExists."""
+        meta = vmi["metadata"]
+        found = self.pods.list(meta["namespace"], label_selector=f"{CREATED_BY_LABEL}={meta['uid']}", limit=1)
+        return bool(found.get("items"))
 
     def _pick_pod(self, vmi, pods):
         """The pod the VMI runs in. Once it is on a node: the pod on that node (a live migration's target pod

@@ -81,6 +81,22 @@ def test_a_pod_made_by_a_racing_replica_is_not_duplicated(api):
     assert pods.verbs().count("create") == 2 and len(pods.objects) == 1
 
 
+def test_a_racing_replicas_pod_missing_from_this_cache_does_not_fail_the_vmi(api):
+    """The other replica created the pod and wrote Scheduling; this replica's pod cache has not seen the pod
+    yet. Only the API server's answer, not the lagging cache, may say the pod is gone."""
+    controller, vmis, pods, _ = api
+    new_vmi(vmis)
+    other = VMIController(vmis, pods, vmis.informer, pods.informer, FakeRecorder())
+    pods.informer.paused = True
+    other.sync(KEY)
+    assert phase(vmis) == "Scheduling"
+    controller.sync(KEY)
+    assert phase(vmis) == "Scheduling" and len(pods.objects) == 1
+    pods.informer.resume()
+    settle(controller)
+    assert phase(vmis) == "Scheduling"
+
+
 def test_scheduled_once_the_pod_runs_on_a_node(api):
     controller, vmis, pods, recorder = api
     new_vmi(vmis)
