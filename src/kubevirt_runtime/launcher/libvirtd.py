@@ -128,10 +128,15 @@ def prepare_container() -> None:
         Path("/etc", name).write_text(content)
 
 
+def log_level(debug: bool) -> int:
+    """libvirt's level: 1 logs everything, 3 warnings and errors."""
+    return 1 if debug else 3
+
+
 def write_config(debug: bool = False) -> None:
     etc = Path("/etc/libvirt")
     etc.mkdir(parents=True, exist_ok=True)
-    (etc / "libvirtd.conf").write_text(LIBVIRTD_CONF.format(log_level=1 if debug else 3))
+    (etc / "libvirtd.conf").write_text(LIBVIRTD_CONF.format(log_level=log_level(debug)))
     (etc / "qemu.conf").write_text(QEMU_CONF)
 
 
@@ -143,6 +148,7 @@ class EmbeddedDriver:
     private mount namespace (local runs) and registered libvirt's event loop before opening `uri`."""
 
     uri = f"qemu:///embed?root={EMBED_ROOT}"
+    embedded = True
     pid = None
     capabilities_cache = Path(EMBED_ROOT, "cache/qemu/capabilities")
 
@@ -155,7 +161,7 @@ class EmbeddedDriver:
         (etc / "qemu.conf").write_text(QEMU_CONF)
         os.environ["LIBVIRT_DRIVER_DIR"] = _qemu_driver_only()
         # read when libvirt initializes: the driver logs where a daemon would, not on the launcher's stderr
-        os.environ["LIBVIRT_LOG_OUTPUTS"] = f"{1 if self.debug else 3}:file:/var/log/libvirt/libvirt.log"
+        os.environ["LIBVIRT_LOG_OUTPUTS"] = f"{log_level(self.debug)}:file:/var/log/libvirt/libvirt.log"
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Ready once opened."""
@@ -180,6 +186,7 @@ class Libvirtd:
     capabilities_cache = Path("/var/cache/libvirt/qemu/capabilities")
 
     uri = "qemu:///system"
+    embedded = False
     socket_path = "/run/libvirt/libvirt-sock"
 
     def __init__(self, debug: bool = False):

@@ -139,7 +139,7 @@ def main(argv=None) -> int:
         if hidden:
             log.info("TCG only: /dev/kvm is hidden from libvirt")
         variant = caps_cache.install(cache=driver_class.capabilities_cache, kvm=False if hidden else None,
-                                     embedded=driver_class is libvirtd.EmbeddedDriver)
+                                     embedded=driver_class.embedded)
         log.info("QEMU capabilities: %s", f"pre-warmed cache ({variant})" if variant else "libvirt probes QEMU")
     daemon = driver_class(debug=args.debug)
     daemon.start()
