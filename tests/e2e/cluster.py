@@ -72,6 +72,29 @@ def cluster_answers():
     return proc.returncode == 0
 
 
+def failure_diagnostics(events=40, log_lines=60, launchers=4):
+    """What a failed test's report shows: the cluster's latest events and the last log lines of virt-controller,
+    virt-handler and a few launchers (the CI report is often all there is to go on)."""
+    def tail(*args, keep=None):
+        try:
+            lines = kubectl(*args, check=False, timeout=30).splitlines()
+        except subprocess.TimeoutExpired:
+            lines = ["(kubectl timed out)"]
+        return "\n".join(lines[-keep:] if keep else lines)
+
+    parts = [("events", tail("get", "events", "-A", "--sort-by=.lastTimestamp", keep=events))]
+    for app in ("virt-controller", "virt-handler"):
+        parts.append((app, tail("logs", "-n", "kubevirt", "-l", f"kubevirt.io={app}", "-c", app, "--prefix",
+                                f"--tail={log_lines}")))
+    pods = tail("get", "pods", "-A", "-l", "kubevirt.io=virt-launcher", "--no-headers",
+                "-o", "custom-columns=NS:.metadata.namespace,NAME:.metadata.name").split("\n")
+    for line in [p for p in pods if p.strip()][-launchers:]:
+        namespace, name = line.split()[:2]
+        parts.append((f"{namespace}/{name}", tail("logs", "-n", namespace, name, "-c", "compute",
+                                                   f"--tail={log_lines // 2}")))
+    return "\n".join(f"--- {title}\n{text}" for title, text in parts)
+
+
 def host_traces():
     """What a cluster could leave behind: its interfaces, iptables chains, mounts, processes, the network
     namespaces and cgroups of its netns nodes."""

@@ -24,3 +24,12 @@ def cluster():
         _session.created_here = True
         print(f"\ncluster-up took {_session.up_seconds:.0f}s")
     return _session
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call" and report.failed and c.cluster_answers():
+        report.sections.append(("Captured cluster state at the failure", c.failure_diagnostics()))
+    return report
+
