@@ -114,7 +114,7 @@ def test_the_list_shows_the_demo_vm_running_at_both_widths(page):
     row.get_by_role("button", name=f"Stop {VM}").wait_for(timeout=30000)  # once the access review answered
     shot(page, "list-1280x800", full_page=False)
     page.set_viewport_size({"width": 400, "height": 800})
-    assert row.get_by_role("button", name=f"Stop {VM}").is_visible()  # one card per VM, still usable
+    row.get_by_role("button", name=f"Stop {VM}").wait_for(timeout=10000)  # one card per VM, still usable
     assert page.evaluate("document.documentElement.scrollWidth") <= 400  # nothing sticks out sideways
     shot(page, "list-400px", full_page=False)
     page.set_viewport_size({"width": 1280, "height": 800})
@@ -162,7 +162,8 @@ def test_stop_and_start_from_the_page_change_the_status(page):
     open_details(page)
     page.get_by_role("button", name=f"Stop {VM}").click()
     dialog = page.get_by_role("dialog")
-    assert dialog.is_visible() and "Stop vm-demo?" in dialog.inner_text()
+    dialog.wait_for(timeout=10000)  # it opens on the next render; is_visible() would not wait for it
+    assert "Stop vm-demo?" in dialog.inner_text()
     shot(page, "confirm-stop", full_page=False)
     dialog.get_by_role("button", name="Stop").click()
     status_is(page, "Stopped", 300)
@@ -178,7 +179,7 @@ def test_a_vm_created_from_the_form_boots(page):
     page.get_by_role("link", name="Create VM").click()
     page.get_by_label("Name", exact=True).fill("Bad_Name")
     page.get_by_role("button", name="Create and start").click()
-    assert page.get_by_text("Use lower-case letters").is_visible()  # checked before anything is sent
+    page.get_by_text("Use lower-case letters").wait_for(timeout=10000)  # checked before anything is sent
     page.get_by_label("Name", exact=True).fill(CREATED)
     page.get_by_label("Cloud-init user data (optional)").fill("#!/bin/sh\necho created from the web console\n")
     shot(page, "create-form")
@@ -228,7 +229,7 @@ def test_a_view_only_user_gets_no_action_buttons(browser, demo, viewer_kubeconfi
         assert f"system:serviceaccount:{NS}:{VIEWER}" in page.locator("header .user").inner_text()
         shot(page, "view-only-list", full_page=False)
         open_details(page)
-        assert page.get_by_text("View only").is_visible()
+        page.get_by_text("View only").wait_for(timeout=10000)
         assert page.get_by_role("button", name=f"Stop {VM}").count() == 0
         shot(page, "view-only-details", full_page=False)
     finally:
