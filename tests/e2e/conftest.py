@@ -32,4 +32,3 @@ def pytest_runtest_makereport(item, call):
     if report.when == "call" and report.failed and c.cluster_answers():
         report.sections.append(("Captured cluster state at the failure", c.failure_diagnostics()))
     return report
-

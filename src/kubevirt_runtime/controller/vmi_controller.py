@@ -142,7 +142,7 @@ class VMIController(Reconciler):
             if pod is None:
                 return
             created_at = timeline.format_stamp(time.time())
-        elif pod is None and phase not in (VMIPhase.UNSET, VMIPhase.PENDING) and self._pod_exists_uncached(vmi):
+        elif pod is None and self._pod_exists_uncached(vmi):  # past Pending: it had a pod
             self.queue.add_after(key, 0.5)  # a racing replica made it; our pod cache catches up
             return
         grace_over = True
